@@ -1,0 +1,19 @@
+//! One module per subcommand.
+
+pub mod generate;
+pub mod info;
+pub mod logprobs;
+
+use anyhow::Context;
+use negdiff_model::{Device, LanguageModel};
+
+/// Loads a model, adding the model string to any error.
+pub fn load_model(spec: &str, device: &Device) -> anyhow::Result<LanguageModel> {
+    LanguageModel::load(spec, device).with_context(|| format!("loading model `{spec}`"))
+}
+
+/// Prints a JSON value on stdout, one line.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}

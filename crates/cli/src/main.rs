@@ -1,0 +1,51 @@
+//! `negdiff`: the command-line face of the negdiff crates.
+//!
+//! Machine-readable outputs follow the CLI contract (docs/cli.md); human output and progress go
+//! to stderr. Every failure exits non-zero with a one-line message on stderr.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// Neuron-level interpretability of transformer language models.
+#[derive(Parser, Debug)]
+#[command(name = "negdiff", version, about)]
+struct Cli {
+    /// Where to run: cpu (default), wgpu, cuda[:N] (GPU backends need the matching build feature).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a model's architecture and sizes.
+    Info(commands::info::Args),
+    /// Per-token log-probabilities of a text.
+    Logprobs(commands::logprobs::Args),
+    /// Greedy continuation of a prompt.
+    Generate(commands::generate::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = negdiff_model::device::parse_device(&cli.device)
+        .map_err(anyhow::Error::from)
+        .and_then(|device| match cli.command {
+            Command::Info(a) => commands::info::run(a, &device),
+            Command::Logprobs(a) => commands::logprobs::run(a, &device),
+            Command::Generate(a) => commands::generate::run(a, &device),
+        });
+    if let Err(e) = result {
+        // One line: the error and its causes joined.
+        let msg = e
+            .chain()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(": ");
+        eprintln!("error: {}", msg.replace('\n', " "));
+        std::process::exit(1);
+    }
+}

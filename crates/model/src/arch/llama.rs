@@ -1,0 +1,269 @@
+//! The Llama family (Llama 2/3, SmolLM, Mistral, Qwen2), as HF `LlamaForCausalLM`.
+//!
+//! Per block:
+//!
+//! ```text
+//! m  = x + Attn(RMSNorm₁(x))
+//! x' = m + W_down ( SiLU(W_gate h) ⊙ (W_up h) ),   h = RMSNorm₂(m)
+//! ```
+//!
+//! The neuron pre-activation (`mlp.hook_pre`) is `W_gate h`, the input of SiLU; `W_up h` is
+//! `mlp.hook_pre_linear`. Attention uses full RoPE and grouped-query key/value heads.
+
+use burn::tensor::{Bool, Device, Int, Tensor, module::embedding};
+use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
+
+use super::attention::{causal_attention, causal_mask};
+use super::layers::{Linear, RmsNorm, activate, upload};
+use super::rope::Rotary;
+use super::{CausalLm, ModelDims};
+use crate::config::{Activation, LlamaConfig, RopeSpec};
+use crate::error::{ModelError, Result};
+use crate::weights::WeightSource;
+
+/// Hook points the Llama family calls.
+const POINTS: &[HookPoint] = &[
+    HookPoint::ResidPre,
+    HookPoint::AttnOut,
+    HookPoint::MlpPre,
+    HookPoint::MlpPreLinear,
+    HookPoint::MlpAct,
+    HookPoint::MlpPost,
+    HookPoint::MlpOut,
+    HookPoint::ResidPost,
+];
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        rotary: &Rotary,
+        cos: &Tensor<2>,
+        sin: &Tensor<2>,
+        mask: &Tensor<2, Bool>,
+    ) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let d = self.head_dim;
+        let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, d]).swap_dims(1, 2);
+        let q = heads(self.q_proj.forward(x.clone()), self.n_heads);
+        let k = heads(self.k_proj.forward(x.clone()), self.n_kv_heads);
+        let v = heads(self.v_proj.forward(x), self.n_kv_heads);
+        let q = rotary.apply(q, cos, sin);
+        let k = rotary.apply(k, cos, sin);
+        let scale = 1.0 / (d as f64).sqrt();
+        self.o_proj.forward(causal_attention(q, k, v, scale, mask))
+    }
+}
+
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+struct Block {
+    input_layernorm: RmsNorm,
+    post_attention_layernorm: RmsNorm,
+    self_attn: Attention,
+    mlp: Mlp,
+}
+
+/// A loaded Llama-family model.
+pub struct Llama {
+    model_type: String,
+    dims: ModelDims,
+    activation: Activation,
+    embed_tokens: Tensor<2>,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rotary: Rotary,
+    n_params: usize,
+    sliding_window: Option<usize>,
+}
+
+impl Llama {
+    /// Loads from HF-named weights (`model.layers.{i}....`, `lm_head.weight`).
+    pub fn load(
+        cfg: &LlamaConfig,
+        rope: RopeSpec,
+        w: &dyn WeightSource,
+        device: &Device,
+    ) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let d_mlp = cfg.intermediate_size;
+        let (h, kv, hd) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+        let eps = cfg.rms_norm_eps;
+        let activation = Activation::from_hf(&cfg.hidden_act).ok_or_else(|| {
+            ModelError::InvalidInput(format!("unknown activation {}", cfg.hidden_act))
+        })?;
+        let embed = w.tensor_shaped("model.embed_tokens.weight", &[cfg.vocab_size, d])?;
+        let mut n_params = embed.len();
+        let embed_tokens = upload(embed.clone(), device);
+        let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let lin = |name: &str, d_in: usize, d_out: usize, bias: bool| {
+                Linear::load(w, &format!("{p}.{name}"), d_in, d_out, bias, device)
+            };
+            let block = Block {
+                input_layernorm: RmsNorm::load(w, &format!("{p}.input_layernorm"), d, eps, device)?,
+                post_attention_layernorm: RmsNorm::load(
+                    w,
+                    &format!("{p}.post_attention_layernorm"),
+                    d,
+                    eps,
+                    device,
+                )?,
+                self_attn: Attention {
+                    q_proj: lin("self_attn.q_proj", d, h * hd, cfg.qkv_bias())?,
+                    k_proj: lin("self_attn.k_proj", d, kv * hd, cfg.qkv_bias())?,
+                    v_proj: lin("self_attn.v_proj", d, kv * hd, cfg.qkv_bias())?,
+                    o_proj: lin("self_attn.o_proj", h * hd, d, cfg.o_bias())?,
+                    n_heads: h,
+                    n_kv_heads: kv,
+                    head_dim: hd,
+                },
+                mlp: Mlp {
+                    gate_proj: lin("mlp.gate_proj", d, d_mlp, cfg.mlp_bias)?,
+                    up_proj: lin("mlp.up_proj", d, d_mlp, cfg.mlp_bias)?,
+                    down_proj: lin("mlp.down_proj", d_mlp, d, cfg.mlp_bias)?,
+                },
+            };
+            n_params += block.input_layernorm.n_params()
+                + block.post_attention_layernorm.n_params()
+                + block.self_attn.q_proj.n_params()
+                + block.self_attn.k_proj.n_params()
+                + block.self_attn.v_proj.n_params()
+                + block.self_attn.o_proj.n_params()
+                + block.mlp.gate_proj.n_params()
+                + block.mlp.up_proj.n_params()
+                + block.mlp.down_proj.n_params();
+            blocks.push(block);
+        }
+        let norm = RmsNorm::load(w, "model.norm", d, eps, device)?;
+        n_params += norm.n_params();
+        // A tied model shares the embedding; some checkpoints still store lm_head: prefer it.
+        let lm_head = if cfg.tie_word_embeddings && !w.contains("lm_head.weight") {
+            Linear::from_host(embed, None, device)
+        } else {
+            let l = Linear::load(w, "lm_head", d, cfg.vocab_size, false, device)?;
+            if !cfg.tie_word_embeddings {
+                n_params += l.n_params();
+            }
+            l
+        };
+        let model_type = if cfg.model_type.is_empty() {
+            "llama".to_string()
+        } else {
+            cfg.model_type.clone()
+        };
+        Ok(Llama {
+            model_type,
+            dims: ModelDims {
+                n_layers: cfg.num_hidden_layers,
+                d_model: d,
+                d_mlp,
+                n_heads: h,
+                n_kv_heads: kv,
+                head_dim: hd,
+                vocab_size: cfg.vocab_size,
+                max_positions: cfg.max_position_embeddings,
+            },
+            activation,
+            embed_tokens,
+            blocks,
+            norm,
+            lm_head,
+            rotary: Rotary::new(&rope),
+            n_params,
+            sliding_window: cfg.effective_sliding_window(),
+        })
+    }
+}
+
+impl CausalLm for Llama {
+    fn architecture(&self) -> &str {
+        &self.model_type
+    }
+
+    fn dims(&self) -> &ModelDims {
+        &self.dims
+    }
+
+    fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    fn hook_points(&self) -> &'static [HookPoint] {
+        POINTS
+    }
+
+    fn n_params(&self) -> usize {
+        self.n_params
+    }
+
+    fn max_faithful_len(&self) -> Option<usize> {
+        self.sliding_window
+    }
+
+    fn forward_hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        batch: &BatchContext,
+        hooks: &mut HookRegistry<'_>,
+    ) -> Result<Tensor<3>> {
+        let device = tokens.device();
+        let t = tokens.dims()[1];
+        let (cos, sin) = self.rotary.tables(t, &device);
+        let mask = causal_mask(t, &device);
+        let mut x = embedding(self.embed_tokens.clone(), tokens); // [b, t, d_model]
+        for (i, block) in self.blocks.iter().enumerate() {
+            let site = |point| HookSite::new(i, point);
+            // [b, t, d_model]
+            let resid_pre = hooks.run(site(HookPoint::ResidPre), x, batch)?;
+            let attn_out = block.self_attn.forward(
+                block.input_layernorm.forward(resid_pre.clone()),
+                &self.rotary,
+                &cos,
+                &sin,
+                &mask,
+            );
+            let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
+            let mid = resid_pre + attn_out;
+            let h = block.post_attention_layernorm.forward(mid.clone());
+            // [b, t, d_mlp]: the neuron pre-activation (gate_proj output) and the linear branch.
+            let pre = block.mlp.gate_proj.forward(h.clone());
+            let pre = hooks.run(site(HookPoint::MlpPre), pre, batch)?;
+            let up = block.mlp.up_proj.forward(h);
+            let up = hooks.run(site(HookPoint::MlpPreLinear), up, batch)?;
+            let act_site = site(HookPoint::MlpAct);
+            let act = activate(pre.clone(), self.activation);
+            let act = if hooks.is_active(act_site) {
+                hooks.run_with_input(act_site, act, batch, Some(&pre))?
+            } else {
+                act
+            };
+            let post = hooks.run(site(HookPoint::MlpPost), act * up, batch)?;
+            // [b, t, d_model]
+            let mlp_out = block.mlp.down_proj.forward(post);
+            let mlp_out = hooks.run(site(HookPoint::MlpOut), mlp_out, batch)?;
+            x = hooks.run(site(HookPoint::ResidPost), mid + mlp_out, batch)?;
+        }
+        Ok(self.norm.forward(x))
+    }
+
+    fn unembed(&self, hidden: Tensor<2>) -> Tensor<2> {
+        self.lm_head.forward_2d(hidden)
+    }
+}
