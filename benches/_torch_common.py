@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF de-quantisation progress bar
+
 DEFAULT_MODEL = Path.home() / ".cache/negdiff/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

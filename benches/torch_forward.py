@@ -56,8 +56,10 @@ def main(argv=None) -> int:
 
     def fwd_lp(ids, mask):
         logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        lp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-        return lp.gather(-1, ids[:, 1:, None])[..., 0]
+        # log_softmax over the contiguous logits, then drop the last position: slicing first
+        # makes log_softmax run on a strided view, which is 2-10x slower here.
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        return lp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
 
     modes = [("forward", fwd)] + ([("forward+logprobs", fwd_lp)] if args.logprobs else [])
     for shape in args.shapes:

