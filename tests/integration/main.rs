@@ -1,5 +1,8 @@
 //! negdiff's integration tests, in one binary so that the heavy dependency tree links once.
 
+mod bad_input;
 mod common;
+mod gguf_reader;
+mod hub_cache;
 mod model_parity;
 mod smollm2;

@@ -132,18 +132,18 @@ fn shard_names(index_json: &str) -> Option<Vec<String>> {
 }
 
 /// Resolves `id` to a local snapshot directory: the cache if it has the model, else a download
-/// (unless offline).
-pub fn resolve(id: &HubId, cache: &Path) -> Result<PathBuf> {
+/// when `allow_download` (callers pass `!offline()`).
+pub fn resolve(id: &HubId, cache: &Path, allow_download: bool) -> Result<PathBuf> {
     if let Some(snap) = cached_snapshot(cache, id)
         && is_complete(&snap)
     {
         return Ok(snap);
     }
-    if offline() {
+    if !allow_download {
         return Err(ModelError::Hub {
             id: id.to_string(),
             message: format!(
-                "not in the local cache {} and HF_HUB_OFFLINE is set",
+                "not in the local cache {} and downloads are off (HF_HUB_OFFLINE)",
                 cache.display()
             ),
         });

@@ -99,7 +99,7 @@ impl LanguageModel {
             ModelSource::Gguf(path) => Self::from_gguf(path, device),
             ModelSource::HfDir(dir) => Self::from_hf_dir(dir, device),
             ModelSource::Hub(id) => {
-                let dir = hub::resolve(id, &hub::cache_root())?;
+                let dir = hub::resolve(id, &hub::cache_root(), !hub::offline())?;
                 Self::from_hf_dir(&dir, device)
             }
         }
