@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
                 pairs.append(json.loads(line))
 
     out_lines, per = [], {}
+    load_before = round(os.getloadavg()[0], 2)
     start = time.perf_counter()
     with torch.inference_mode():
         for p in pairs:
@@ -98,6 +100,8 @@ def main(argv=None) -> int:
         "threads": args.threads,
         "attn": args.attn,
         "per_paradigm_accuracy": {k: round(sum(v) / len(v), 4) for k, v in sorted(per.items())},
+        "loadavg_1m_before": load_before,
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
     }), flush=True)

@@ -4,7 +4,9 @@
 Prints one JSON line per shape (and per mode):
   {"impl": "torch", "mode": "forward"|"forward+logprobs", "shape": "16x64",
    "tokens_per_s", "seconds_per_forward", "runs", "mean_s", "min_s", "threads": 2,
-   "attn", "torch_version", "transformers_version"}
+   "attn", "loadavg_1m_before", "loadavg_1m_after", "torch_version", "transformers_version"}
+The 1-minute load averages are there to spot runs disturbed by other work: on a 2-core machine,
+anything else running (e.g. cargo) slows 2-thread OpenMP by up to 10x.
 
 seconds_per_forward is the MEDIAN over the timed runs; tokens_per_s = batch*seq / median.
 Each shape: 2 warm-up runs, then timed runs until at least --min-runs (5) runs AND at least
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -69,6 +72,7 @@ def main(argv=None) -> int:
         mask = torch.ones_like(ids)
         for mode, fn in modes:
             times = []
+            load_before = round(os.getloadavg()[0], 2)
             with torch.inference_mode():
                 for _ in range(args.warmup):
                     fn(ids, mask)
@@ -91,6 +95,8 @@ def main(argv=None) -> int:
                 "min_s": round(min(times), 5),
                 "threads": args.threads,
                 "attn": args.attn,
+                "loadavg_1m_before": load_before,
+                "loadavg_1m_after": round(os.getloadavg()[0], 2),
                 "torch_version": torch.__version__,
                 "transformers_version": transformers.__version__,
             }), flush=True)

@@ -4,5 +4,6 @@ mod bad_input;
 mod common;
 mod gguf_reader;
 mod hub_cache;
+mod interventions;
 mod model_parity;
 mod smollm2;
