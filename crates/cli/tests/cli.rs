@@ -148,3 +148,64 @@ fn hub_id_loads_from_a_cache_named_by_the_environment() {
         .unwrap();
     assert_eq!(json_stdout(&out)["architecture"], "gpt_neox");
 }
+
+#[test]
+fn logprobs_with_an_intervention_changes_the_scores_and_checks_the_set() {
+    let model = fixture("models/llama_gqa_tied");
+    let base = json_stdout(&negdiff(&[
+        "logprobs",
+        &model,
+        "--text",
+        "the dog ran home",
+        "--json",
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.json");
+    let neurons: Vec<usize> = (0..192).step_by(3).collect();
+    std::fs::write(
+        &set,
+        serde_json::json!({"name": "every-third", "layers": {"0": neurons, "1": neurons}})
+            .to_string(),
+    )
+    .unwrap();
+    let set = set.to_string_lossy().into_owned();
+    let ablated = json_stdout(&negdiff(&[
+        "logprobs",
+        &model,
+        "--text",
+        "the dog ran home",
+        "--intervene",
+        "zero-negative",
+        "--neurons",
+        &set,
+        "--json",
+    ]));
+    assert_eq!(base["token_ids"], ablated["token_ids"]);
+    assert_ne!(base["sum"], ablated["sum"]);
+    // A set beyond the model: one-line error naming the set.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"name": "too-deep", "layers": {"7": [1]}}"#).unwrap();
+    let out = negdiff(&[
+        "logprobs",
+        &model,
+        "--text",
+        "x",
+        "--intervene",
+        "zero",
+        "--neurons",
+        bad.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too-deep"));
+    // An unknown kind.
+    assert_one_line_error(&negdiff(&[
+        "logprobs",
+        &model,
+        "--text",
+        "x",
+        "--intervene",
+        "zero-sideways",
+        "--neurons",
+        &set,
+    ]));
+}

@@ -11,6 +11,8 @@ pub struct Args {
     /// The text to score.
     #[arg(long)]
     text: String,
+    #[command(flatten)]
+    intervene: super::intervene::InterveneArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -24,7 +26,11 @@ pub fn run(args: Args, device: &Device) -> anyhow::Result<()> {
         anyhow::bail!("the text encodes to no tokens");
     }
     let batch = TokenBatch::single(enc.ids.clone())?;
+    let edit = args.intervene.build(&model)?;
     let mut hooks = model.hooks();
+    if let Some(edit) = &edit {
+        negdiff_interventions::attach(&mut hooks, edit)?;
+    }
     let lps = model.next_token_logprobs(&batch, &mut hooks)?;
     let lps = &lps[0];
     // Token 0 has no context to be predicted from: it is not scored.

@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod info;
+pub mod intervene;
 pub mod logprobs;
 
 use anyhow::Context;
