@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | `blocks.{i}.hook_resid_pre` | residual stream entering block i | `[batch, pos, d_model]` |
 //! | `blocks.{i}.hook_attn_out` | attention output (after the output projection) | `[batch, pos, d_model]` |
+//! | `blocks.{i}.ln2.hook_normalized` | the MLP's input: the second norm's output | `[batch, pos, d_model]` |
 //! | `blocks.{i}.mlp.hook_pre` | neuron pre-activation: GPT-NeoX `dense_h_to_4h`, Llama `gate_proj`, GPT-2 `c_fc` output | `[batch, pos, d_mlp]` |
 //! | `blocks.{i}.mlp.hook_pre_linear` | gated MLPs only: Llama `up_proj` output | `[batch, pos, d_mlp]` |
 //! | `blocks.{i}.mlp.hook_act` | activation function output `act(hook_pre)`, before the gate product (negdiff extension; the context carries `hook_pre` as input) | `[batch, pos, d_mlp]` |
@@ -27,6 +28,8 @@ pub enum HookPoint {
     ResidPre,
     /// `hook_attn_out`: attention output after its output projection.
     AttnOut,
+    /// `ln2.hook_normalized`: the MLP's input (output of the block's second norm).
+    MlpIn,
     /// `mlp.hook_pre`: the neuron pre-activation (input of the activation function).
     MlpPre,
     /// `mlp.hook_pre_linear`: the linear (up) branch of a gated MLP.
@@ -43,9 +46,10 @@ pub enum HookPoint {
 
 impl HookPoint {
     /// Every point, in the order a forward pass meets them.
-    pub const ALL: [HookPoint; 8] = [
+    pub const ALL: [HookPoint; 9] = [
         HookPoint::ResidPre,
         HookPoint::AttnOut,
+        HookPoint::MlpIn,
         HookPoint::MlpPre,
         HookPoint::MlpPreLinear,
         HookPoint::MlpAct,
@@ -59,6 +63,7 @@ impl HookPoint {
         match self {
             HookPoint::ResidPre => "hook_resid_pre",
             HookPoint::AttnOut => "hook_attn_out",
+            HookPoint::MlpIn => "ln2.hook_normalized",
             HookPoint::MlpPre => "mlp.hook_pre",
             HookPoint::MlpPreLinear => "mlp.hook_pre_linear",
             HookPoint::MlpAct => "mlp.hook_act",

@@ -1,1 +1,14 @@
-//! placeholder
+//! Wasserstein-neuron scoring: how far each MLP neuron's standardised pre-activation
+//! distribution lies from a standard normal, plus the statistics the paper discusses.
+//!
+//! (Module docs and example are completed as the modules land.)
+
+mod error;
+pub mod normal;
+pub mod npy;
+pub mod sort;
+pub mod stats;
+pub mod streaming;
+pub mod w1;
+
+pub use error::{Result, ScoringError};

@@ -27,6 +27,7 @@ use crate::weights::WeightSource;
 const POINTS: &[HookPoint] = &[
     HookPoint::ResidPre,
     HookPoint::AttnOut,
+    HookPoint::MlpIn,
     HookPoint::MlpPre,
     HookPoint::MlpAct,
     HookPoint::MlpPost,
@@ -268,6 +269,7 @@ impl CausalLm for GptNeox {
                     Some(mid),
                 )
             };
+            let mlp_in = hooks.run(site(HookPoint::MlpIn), mlp_in, batch)?;
             // [b, t, d_mlp]: the neuron pre-activation (dense_h_to_4h output).
             let pre = block.mlp.dense_h_to_4h.forward(mlp_in);
             let pre = hooks.run(site(HookPoint::MlpPre), pre, batch)?;

@@ -25,6 +25,7 @@ use crate::weights::WeightSource;
 const POINTS: &[HookPoint] = &[
     HookPoint::ResidPre,
     HookPoint::AttnOut,
+    HookPoint::MlpIn,
     HookPoint::MlpPre,
     HookPoint::MlpPreLinear,
     HookPoint::MlpAct,
@@ -242,6 +243,7 @@ impl CausalLm for Llama {
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             let mid = resid_pre + attn_out;
             let h = block.post_attention_layernorm.forward(mid.clone());
+            let h = hooks.run(site(HookPoint::MlpIn), h, batch)?; // [b, t, d_model]
             // [b, t, d_mlp]: the neuron pre-activation (gate_proj output) and the linear branch.
             let pre = block.mlp.gate_proj.forward(h.clone());
             let pre = hooks.run(site(HookPoint::MlpPre), pre, batch)?;
