@@ -27,6 +27,12 @@ enum Command {
     Logprobs(commands::logprobs::Args),
     /// Greedy continuation of a prompt.
     Generate(commands::generate::Args),
+    /// BLiMP minimal pairs (summed log-prob).
+    Blimp(commands::bench::BlimpArgs),
+    /// Targeted syntactic evaluation pairs (mean log-prob).
+    Tse(commands::bench::TseArgs),
+    /// Perplexity of a corpus.
+    Perplexity(commands::bench::PerplexityArgs),
 }
 
 fn main() {
@@ -37,6 +43,9 @@ fn main() {
             Command::Info(a) => commands::info::run(a, &device),
             Command::Logprobs(a) => commands::logprobs::run(a, &device),
             Command::Generate(a) => commands::generate::run(a, &device),
+            Command::Blimp(a) => commands::bench::blimp(a, &device),
+            Command::Tse(a) => commands::bench::tse(a, &device),
+            Command::Perplexity(a) => commands::bench::perplexity(a, &device),
         });
     if let Err(e) = result {
         // One line: the error and its causes joined.

@@ -106,6 +106,23 @@ pub enum EvalError {
         /// Length of the second slice.
         right: usize,
     },
+    /// Settings that cannot work (window, BOS policy, …).
+    #[error("invalid evaluation settings: {0}")]
+    Settings(String),
+    /// A result file could not be written.
+    #[error("cannot write {path}: {message}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] negdiff_model::ModelError),
+    /// An intervention or neuron set failed.
+    #[error(transparent)]
+    Intervention(#[from] negdiff_interventions::InterventionError),
 }
 
 impl EvalError {

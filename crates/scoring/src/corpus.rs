@@ -171,7 +171,9 @@ impl TokenStream {
         }
         let content = spec.window - usize::from(bos.is_some());
         if content == 0 {
-            return Err(ScoringError::Settings("window too small for a BOS token".into()));
+            return Err(ScoringError::Settings(
+                "window too small for a BOS token".into(),
+            ));
         }
         if self.ids.len() < content {
             return Err(ScoringError::Settings(format!(
@@ -215,16 +217,56 @@ mod tests {
     fn windows_respect_budget_stride_and_bos() {
         let s = stream(100);
         let w = s
-            .windows(&WindowSpec { window: 10, stride: 10, max_tokens: 25 }, None)
+            .windows(
+                &WindowSpec {
+                    window: 10,
+                    stride: 10,
+                    max_tokens: 25,
+                },
+                None,
+            )
             .unwrap();
-        assert_eq!(w.iter().map(|w| w.ids.len()).collect::<Vec<_>>(), [10, 10, 5]);
+        assert_eq!(
+            w.iter().map(|w| w.ids.len()).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
         let w = s
-            .windows(&WindowSpec { window: 10, stride: 5, max_tokens: 1000 }, Some(7))
+            .windows(
+                &WindowSpec {
+                    window: 10,
+                    stride: 5,
+                    max_tokens: 1000,
+                },
+                Some(7),
+            )
             .unwrap();
-        assert!(w.iter().all(|w| w.ids[0] == 7 && w.first_scored == 1 && w.ids.len() == 10));
+        assert!(
+            w.iter()
+                .all(|w| w.ids[0] == 7 && w.first_scored == 1 && w.ids.len() == 10)
+        );
         assert_eq!(w[1].stream_start, 5);
         assert_eq!(w.last().unwrap().stream_start + 9, 100);
-        assert!(s.windows(&WindowSpec { window: 200, stride: 200, max_tokens: 10 }, None).is_err());
-        assert!(s.windows(&WindowSpec { window: 0, stride: 1, max_tokens: 10 }, None).is_err());
+        assert!(
+            s.windows(
+                &WindowSpec {
+                    window: 200,
+                    stride: 200,
+                    max_tokens: 10
+                },
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            s.windows(
+                &WindowSpec {
+                    window: 0,
+                    stride: 1,
+                    max_tokens: 10
+                },
+                None
+            )
+            .is_err()
+        );
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! (Module docs and example are completed as the modules land.)
 
+pub mod corpus;
 mod error;
 pub mod normal;
 pub mod npy;

@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod generate;
 pub mod info;
 pub mod intervene;
 pub mod logprobs;
+pub mod progress;
 
 use anyhow::Context;
 use negdiff_model::{Device, LanguageModel};
