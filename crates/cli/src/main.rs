@@ -33,6 +33,10 @@ enum Command {
     Tse(commands::bench::TseArgs),
     /// Perplexity of a corpus.
     Perplexity(commands::bench::PerplexityArgs),
+    /// Score every MLP neuron (Wasserstein distance, statistics, mapping difficulty).
+    Score(commands::score::ScoreArgs),
+    /// Select a neuron set from scores.
+    Select(commands::score::SelectArgs),
 }
 
 fn main() {
@@ -46,6 +50,8 @@ fn main() {
             Command::Blimp(a) => commands::bench::blimp(a, &device),
             Command::Tse(a) => commands::bench::tse(a, &device),
             Command::Perplexity(a) => commands::bench::perplexity(a, &device),
+            Command::Score(a) => commands::score::score(a, &device),
+            Command::Select(a) => commands::score::select(a, &device),
         });
     if let Err(e) = result {
         // One line: the error and its causes joined.

@@ -123,6 +123,9 @@ pub enum EvalError {
     /// An intervention or neuron set failed.
     #[error(transparent)]
     Intervention(#[from] negdiff_interventions::InterventionError),
+    /// Scoring failed.
+    #[error(transparent)]
+    Scoring(#[from] negdiff_scoring::ScoringError),
 }
 
 impl EvalError {

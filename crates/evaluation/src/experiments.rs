@@ -572,14 +572,18 @@ impl Default for MatchSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatchedInfo {
     /// The perplexity rise to match (WD zero-negative minus baseline).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub target_rise: f64,
     /// Perplexity the WD condition reached.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub target_perplexity: f64,
     /// Chosen m (percent).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub percent: f64,
     /// Neurons in the matched set.
     pub n_neurons: usize,
     /// Perplexity the matched set reached.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub achieved_perplexity: f64,
     /// Whether the tolerance was met.
     pub converged: bool,

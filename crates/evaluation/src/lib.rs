@@ -27,11 +27,13 @@ pub mod convention;
 pub mod datasets;
 pub mod experiments;
 pub mod jsonl;
+pub mod neuron_table;
 pub mod pairs;
 pub mod perplexity;
 pub mod pos;
 pub mod report;
 pub mod sentences;
+mod serde_nan;
 pub mod stats;
 
 mod error;

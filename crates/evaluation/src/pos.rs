@@ -2,25 +2,29 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One UPOS tag's share of the excess surprisal.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PosExcess {
     /// Universal POS tag.
     pub upos: String,
     /// Scored tokens belonging to words with this tag.
     pub n_tokens: usize,
     /// Mean baseline NLL of those tokens.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub baseline_nll: f64,
     /// Mean ablated NLL of those tokens.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub ablated_nll: f64,
     /// Mean excess (ablated − baseline) per token.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub mean_excess: f64,
     /// Summed excess.
     pub total_excess: f64,
     /// `total_excess` / the excess summed over all tags (can exceed 1 or be negative when
     /// some tags gain and others lose).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub share: f64,
 }
 

@@ -121,11 +121,14 @@ pub struct McNemar {
     pub b10: usize,
     /// The continuity-corrected chi-square statistic `(|b01 - b10| - 1)² / (b01 + b10)`
     /// (0 when `b01 + b10 == 0`, and when `|b01 - b10| <= 1`).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub statistic: f64,
     /// The exact two-sided p-value: `min(1, 2 P(X <= min(b01, b10)))` for
     /// `X ~ Binomial(b01 + b10, 1/2)` (what `scipy.stats.binomtest` gives).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub p_value_exact: f64,
     /// The p-value of `statistic` under chi-square with one degree of freedom.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub p_value_chi2_cc: f64,
 }
 
@@ -201,10 +204,13 @@ pub struct Accuracy {
     /// Items judged.
     pub n: usize,
     /// `correct / n` (NaN when `n == 0`).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub accuracy: f64,
     /// Lower bound of the Wilson 95% interval (0 when `n == 0`).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub ci_low: f64,
     /// Upper bound of the Wilson 95% interval (1 when `n == 0`).
+    #[serde(deserialize_with = "crate::serde_nan::de")]
     pub ci_high: f64,
 }
 

@@ -16,8 +16,13 @@ pub trait ActivationConsumer {
 
     /// `rows` holds `rows.len() / width` collected tokens (row-major `[n, width]`) whose first
     /// has collected index `first_index`.
-    fn consume(&mut self, site: HookSite, first_index: usize, rows: &[f32], width: usize)
-    -> Result<()>;
+    fn consume(
+        &mut self,
+        site: HookSite,
+        first_index: usize,
+        rows: &[f32],
+        width: usize,
+    ) -> Result<()>;
 }
 
 /// Number of collected positions in `windows`.
@@ -66,7 +71,11 @@ pub fn collect(
                             token: batch_start + i / c.width,
                             value: rows[i],
                         });
-                        return Err(HookError::failed("collect", c.site, "non-finite activation"));
+                        return Err(HookError::failed(
+                            "collect",
+                            c.site,
+                            "non-finite activation",
+                        ));
                     }
                     for consumer in consumers.iter_mut() {
                         if consumer.sites().contains(&c.site)

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use negdiff_hooks::HookSite;
 
-use crate::collect::ActivationConsumer;
 use crate::Result;
+use crate::collect::ActivationConsumer;
 
 /// All collected `mlp.hook_pre` values of some layers, token-major (`[n_tokens, d_mlp]`).
 #[derive(Debug, Default)]
@@ -78,8 +78,10 @@ mod tests {
     fn transposes_exactly() {
         let mut s = ExactStore::new([3]);
         let rows: Vec<f32> = (0..(130 * 70)).map(|v| v as f32).collect();
-        s.consume(HookSite::mlp_pre(3), 0, &rows[..70 * 60], 70).unwrap();
-        s.consume(HookSite::mlp_pre(3), 60, &rows[70 * 60..], 70).unwrap();
+        s.consume(HookSite::mlp_pre(3), 0, &rows[..70 * 60], 70)
+            .unwrap();
+        s.consume(HookSite::mlp_pre(3), 60, &rows[70 * 60..], 70)
+            .unwrap();
         let (nm, n) = s.take_neuron_major(3).unwrap();
         assert_eq!(n, 130);
         for t in 0..130 {

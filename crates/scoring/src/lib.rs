@@ -3,10 +3,15 @@
 //!
 //! (Module docs and example are completed as the modules land.)
 
+pub mod collect;
 pub mod corpus;
 mod error;
+pub mod exact;
+pub mod md;
 pub mod normal;
 pub mod npy;
+pub mod pipeline;
+pub mod scores;
 pub mod sort;
 pub mod stats;
 pub mod streaming;

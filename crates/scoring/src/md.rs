@@ -78,7 +78,13 @@ pub struct MdPair {
 
 impl MdSample {
     /// Samples `spec.tokens` distinct indices out of `n_collected` (all if fewer).
-    pub fn new(spec: MdSpec, n_collected: usize, n_layers: usize, d_model: usize, d_mlp: usize) -> Self {
+    pub fn new(
+        spec: MdSpec,
+        n_collected: usize,
+        n_layers: usize,
+        d_model: usize,
+        d_mlp: usize,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let k = spec.tokens.min(n_collected);
         let mut indices: Vec<usize> = rand::seq::index::sample(&mut rng, n_collected, k).into_vec();
@@ -160,7 +166,8 @@ impl MdSample {
                         if dy.is_empty() || ny <= 0.0 {
                             return f64::NAN;
                         }
-                        dy.iter().zip(&used).map(|(y, x)| (y / ny) / x).sum::<f64>() / dy.len() as f64
+                        dy.iter().zip(&used).map(|(y, x)| (y / ny) / x).sum::<f64>()
+                            / dy.len() as f64
                     })
                     .collect()
             })
@@ -207,7 +214,12 @@ impl MdSample {
                 })
             })
             .collect();
-        out.sort_by(|p, q| q.ratio.total_cmp(&p.ratio).then(p.a.cmp(&q.a)).then(p.b.cmp(&q.b)));
+        out.sort_by(|p, q| {
+            q.ratio
+                .total_cmp(&p.ratio)
+                .then(p.a.cmp(&q.a))
+                .then(p.b.cmp(&q.b))
+        });
         out.dedup_by(|p, q| (p.a, p.b) == (q.a, q.b) || (p.a, p.b) == (q.b, q.a));
         out.truncate(k);
         Ok(out)
@@ -244,7 +256,8 @@ impl ActivationConsumer for MdSample {
         let Some(store) = store else { return Ok(()) };
         for r in 0..rows.len() / width {
             if let Some(&s) = self.slot.get(&(first + r)) {
-                store[s * width..(s + 1) * width].copy_from_slice(&rows[r * width..(r + 1) * width]);
+                store[s * width..(s + 1) * width]
+                    .copy_from_slice(&rows[r * width..(r + 1) * width]);
             }
         }
         Ok(())

@@ -50,7 +50,8 @@ impl ScoreTables {
             .tables
             .entry(name.to_string())
             .or_insert_with(|| vec![f64::NAN; n * d]);
-        t[layer * d..layer * d + values.len().min(d)].copy_from_slice(&values[..values.len().min(d)]);
+        t[layer * d..layer * d + values.len().min(d)]
+            .copy_from_slice(&values[..values.len().min(d)]);
     }
 
     /// A table as `[layer][neuron]`.
@@ -77,30 +78,52 @@ impl ScoreTables {
             })
             .collect::<Result<Vec<_>>>()?;
         let tmp = dir.join(format!("{SCORES_FILE}.tmp"));
-        safetensors::serialize_to_file(views, None, &tmp).map_err(|e| file_err(&tmp, e.to_string()))?;
+        safetensors::serialize_to_file(views, None, &tmp)
+            .map_err(|e| file_err(&tmp, e.to_string()))?;
         std::fs::rename(&tmp, &path).map_err(|e| file_err(&path, e.to_string()))?;
         Ok(path)
     }
 
     /// Reads `dir/scores.safetensors` (or the file itself). f32 and f64 tables are accepted.
     pub fn load(path: &Path) -> Result<Self> {
-        let path = if path.is_dir() { path.join(SCORES_FILE) } else { path.to_path_buf() };
+        let path = if path.is_dir() {
+            path.join(SCORES_FILE)
+        } else {
+            path.to_path_buf()
+        };
         let bytes = std::fs::read(&path).map_err(|e| file_err(&path, e.to_string()))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| file_err(&path, e.to_string()))?;
         let mut out: Option<ScoreTables> = None;
         for (name, view) in st.tensors() {
             let shape = view.shape();
             if shape.len() != 2 {
-                return Err(file_err(&path, format!("table `{name}` has shape {shape:?}, expected [n_layers, d_mlp]")));
+                return Err(file_err(
+                    &path,
+                    format!("table `{name}` has shape {shape:?}, expected [n_layers, d_mlp]"),
+                ));
             }
             let values: Vec<f64> = match view.dtype() {
-                Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
-                Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64).collect(),
+                Dtype::F64 => view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect(),
+                Dtype::F32 => view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])) as f64)
+                    .collect(),
                 d => return Err(file_err(&path, format!("table `{name}` has dtype {d:?}"))),
             };
             let t = out.get_or_insert_with(|| ScoreTables::new(shape[0], shape[1]));
             if (t.n_layers, t.d_mlp) != (shape[0], shape[1]) {
-                return Err(file_err(&path, format!("table `{name}` has shape {shape:?}, others [{}, {}]", t.n_layers, t.d_mlp)));
+                return Err(file_err(
+                    &path,
+                    format!(
+                        "table `{name}` has shape {shape:?}, others [{}, {}]",
+                        t.n_layers, t.d_mlp
+                    ),
+                ));
             }
             t.tables.insert(name, values);
         }
@@ -111,7 +134,8 @@ impl ScoreTables {
 /// Writes a manifest value as pretty JSON to `dir/manifest.json`.
 pub fn write_manifest(dir: &Path, manifest: &serde_json::Value) -> Result<PathBuf> {
     let path = dir.join(MANIFEST_FILE);
-    let text = serde_json::to_string_pretty(manifest).map_err(|e| file_err(&path, e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(manifest).map_err(|e| file_err(&path, e.to_string()))?;
     std::fs::write(&path, text).map_err(|e| file_err(&path, e.to_string()))?;
     Ok(path)
 }
