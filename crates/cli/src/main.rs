@@ -37,6 +37,10 @@ enum Command {
     Score(commands::score::ScoreArgs),
     /// Select a neuron set from scores.
     Select(commands::score::SelectArgs),
+    /// The whole pipeline: score, select, main table, POS, layer sweep, report.
+    Reproduce(commands::reproduce::ReproduceArgs),
+    /// Rebuild the report of a `reproduce` directory.
+    Report(commands::reproduce::ReportArgs),
 }
 
 fn main() {
@@ -52,6 +56,8 @@ fn main() {
             Command::Perplexity(a) => commands::bench::perplexity(a, &device),
             Command::Score(a) => commands::score::score(a, &device),
             Command::Select(a) => commands::score::select(a, &device),
+            Command::Reproduce(a) => commands::reproduce::run(a, &device),
+            Command::Report(a) => commands::reproduce::report(a, &device),
         });
     if let Err(e) = result {
         // One line: the error and its causes joined.

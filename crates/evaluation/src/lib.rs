@@ -32,6 +32,7 @@ pub mod pairs;
 pub mod perplexity;
 pub mod pos;
 pub mod report;
+pub mod reproduce;
 pub mod sentences;
 mod serde_nan;
 pub mod stats;

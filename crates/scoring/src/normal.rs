@@ -298,6 +298,8 @@ fn erfc(x: f64) -> f64 {
 }
 
 #[cfg(test)]
+// The reference values are mpmath's, written to 17 digits on purpose.
+#[allow(clippy::excessive_precision)]
 mod tests {
     use super::*;
 

@@ -60,7 +60,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::normal::{cdf, phi, quantile};
-use crate::sort::sort_f32_with_scratch;
+use crate::sort::{RadixScratch, sorted_keys_f32_and_sum, unkey32};
 use crate::{Result, ScoringError};
 
 /// Normal quantiles qᵢ = Φ⁻¹(i/n), densities Tᵢ = φ(qᵢ) and band integrals for one sample size
@@ -107,6 +107,13 @@ impl NormalQuantiles {
     /// Whether the table is for empty samples.
     pub fn is_empty(&self) -> bool {
         self.n == 0
+    }
+
+    /// The 0-based band k with q[k] <= cut < q[k + 1] for a finite `cut` (bands before it lie
+    /// wholly below the cut).
+    fn cut_band(&self, cut: f64) -> usize {
+        // q[n] = +∞ > cut, so k < n.
+        self.q[1..self.n].partition_point(|&x| x <= cut)
     }
 
     /// qᵢ = Φ⁻¹(i/n) for i = 0..=n.
@@ -194,21 +201,30 @@ fn sum_lanes(z: &[f64]) -> f64 {
     lanes_total(acc) + rest
 }
 
-/// Σ(x − mean)², Σ(x − mean)³, Σ(x − mean)⁴ with four accumulators each.
-fn central_sums(x: &[f64], mean: f64) -> (f64, f64, f64) {
+/// Decodes the sorted keys into `out` as f64 and returns Σ(x − mean)², Σ(x − mean)³,
+/// Σ(x − mean)⁴ (four accumulators each), in the same pass.
+fn decode_and_central_sums(keys: &[u32], mean: f64, out: &mut Vec<f64>) -> (f64, f64, f64) {
+    out.clear();
+    out.resize(keys.len(), 0.0);
     let (mut s2, mut s3, mut s4) = ([0.0f64; 4], [0.0f64; 4], [0.0f64; 4]);
-    let xc = x.chunks_exact(4);
+    let kc = keys.chunks_exact(4);
     let (mut r2, mut r3, mut r4) = (0.0, 0.0, 0.0);
-    for &v in xc.remainder() {
+    let tail = kc.remainder().len();
+    let split = keys.len() - tail;
+    for (&k, o) in kc.remainder().iter().zip(&mut out[split..]) {
+        let v = f64::from(unkey32(k));
+        *o = v;
         let d = v - mean;
         let d2 = d * d;
         r2 += d2;
         r3 += d2 * d;
         r4 += d2 * d2;
     }
-    for c in xc {
+    for (c, o) in kc.zip(out.chunks_exact_mut(4)) {
         for l in 0..4 {
-            let d = c[l] - mean;
+            let v = f64::from(unkey32(c[l]));
+            o[l] = v;
+            let d = v - mean;
             let d2 = d * d;
             s2[l] += d2;
             s3[l] += d2 * d;
@@ -275,19 +291,47 @@ pub fn w1_exact_split_sorted(z: &[f64], cut: f64, table: &NormalQuantiles) -> (f
         return (total, part);
     }
     let inv_n = 1.0 / n as f64;
+    let k = table.cut_band(cut);
+    let m = k.min(z.partition_point(|&x| x < cut));
+    let head = sum_abs_scaled_diff(&z[..m], &table.d[..m], inv_n);
+    let rest = sum_abs_scaled_diff(&z[m..], &table.d[m..], inv_n);
+    finish_split(z, cut, table, k, m, head, rest)
+}
+
+/// Completes [`w1_exact_split_sorted`] from the non-crossing band sums
+/// `head = Σ_{i<m_sums} |zᵢ/n − Dᵢ|` and `rest` (the other bands), for a finite `cut` whose
+/// band is `k`. `m_sums` may be a guess of m = min(k, #{z < cut}) (the fused path in
+/// [`score_neuron`] guesses it from the raw signs); the few bands in between are moved.
+fn finish_split(
+    z: &[f64],
+    cut: f64,
+    table: &NormalQuantiles,
+    k: usize,
+    m_sums: usize,
+    mut head: f64,
+    mut rest: f64,
+) -> (f64, f64) {
+    let n = z.len();
     let nf = n as f64;
+    let inv_n = 1.0 / nf;
     let (q, t, d) = (&table.q, &table.t, &table.d);
     // 0-based bands i < k have q[i + 1] <= cut: Φ⁻¹ stays below the cut on the whole band.
-    // Band k contains Φ(cut); bands after it have Φ⁻¹ >= cut throughout (q[n] = +∞ > cut, so
-    // k < n). Values i < j0 are below the cut.
-    let k = q[1..n].partition_point(|&x| x <= cut);
+    // Band k contains Φ(cut); bands after it have Φ⁻¹ >= cut throughout. Values i < j0 are
+    // below the cut. Bands i < m = min(k, j0) contribute identically to the total and to the
+    // part.
     let j0 = z.partition_point(|&x| x < cut);
-    // Bands i < m = min(k, j0) contribute identically to the total and to the part.
     let m = k.min(j0);
-    let head =
-        sum_abs_scaled_diff(&z[..m], &d[..m], inv_n) + crossing_corrections(&z[..m], table, 0);
-    let rest =
-        sum_abs_scaled_diff(&z[m..], &d[m..], inv_n) + crossing_corrections(&z[m..], table, m);
+    if m < m_sums {
+        let moved = sum_abs_scaled_diff(&z[m..m_sums], &d[m..m_sums], inv_n);
+        head -= moved;
+        rest += moved;
+    } else if m > m_sums {
+        let moved = sum_abs_scaled_diff(&z[m_sums..m], &d[m_sums..m], inv_n);
+        head += moved;
+        rest -= moved;
+    }
+    head += crossing_corrections(&z[..m], table, 0);
+    rest += crossing_corrections(&z[m..], table, m);
     let total = head + rest;
     let mut part = head;
     // Bands m <= i < k (z clipped to cut >= q[i + 1]): Σ (cut/n − Dᵢ), and the Dᵢ telescope.
@@ -305,6 +349,93 @@ pub fn w1_exact_split_sorted(z: &[f64], cut: f64, table: &NormalQuantiles) -> (f
         part += (tail.len() as f64 * cut - sum_lanes(tail)) * inv_n;
     }
     (total, part)
+}
+
+/// One pass over the sorted raw values `z` (as f64): standardises them in place,
+/// zᵢ ← (zᵢ − mean)/std, and returns (Σ_{i<m} |zᵢ/n − Dᵢ|, Σ_{i≥m} |zᵢ/n − Dᵢ|, Σ|zᵢ − vᵢ|),
+/// the last only when `v` (the authors' sample) has the same length (else 0).
+fn standardise_and_sum(
+    z: &mut [f64],
+    mean: f64,
+    std: f64,
+    d: &[f64],
+    m: usize,
+    v: Option<&[f64]>,
+) -> (f64, f64, f64) {
+    let inv_n = 1.0 / z.len() as f64;
+    let (zh, zr) = z.split_at_mut(m);
+    let (dh, dr) = d.split_at(m);
+    match v {
+        Some(v) if v.len() == zh.len() + zr.len() => {
+            let (vh, vr) = v.split_at(m);
+            let (h, ah) = standardise_chunk(zh, mean, std, dh, inv_n, Some(vh));
+            let (r, ar) = standardise_chunk(zr, mean, std, dr, inv_n, Some(vr));
+            (h, r, ah + ar)
+        }
+        _ => {
+            let (h, _) = standardise_chunk(zh, mean, std, dh, inv_n, None);
+            let (r, _) = standardise_chunk(zr, mean, std, dr, inv_n, None);
+            (h, r, 0.0)
+        }
+    }
+}
+
+/// [`standardise_and_sum`] on one contiguous range, eight accumulators per sum.
+fn standardise_chunk(
+    z: &mut [f64],
+    mean: f64,
+    std: f64,
+    d: &[f64],
+    inv_n: f64,
+    v: Option<&[f64]>,
+) -> (f64, f64) {
+    let mut acc = [0.0f64; 8];
+    let mut auth = [0.0f64; 8];
+    let mut rest = 0.0;
+    let mut rest_auth = 0.0;
+    // Multiplying by 1/std instead of dividing (as numpy's `(x - mean) / std` does) differs by
+    // at most an ulp or two per value, far below every tolerance here, and division is the
+    // slowest operation in the pass. The product is still monotone in x.
+    let inv_std = 1.0 / std;
+    let zc = z.chunks_exact_mut(8);
+    let dc = d.chunks_exact(8);
+    match v {
+        Some(v) => {
+            let vc = v.chunks_exact(8);
+            for ((x, &dd), &vv) in zc
+                .into_remainder()
+                .iter_mut()
+                .zip(dc.remainder())
+                .zip(vc.remainder())
+            {
+                *x = (*x - mean) * inv_std;
+                rest += (*x * inv_n - dd).abs();
+                rest_auth += (*x - vv).abs();
+            }
+            for ((c, dd), vv) in z.chunks_exact_mut(8).zip(dc).zip(vc) {
+                for l in 0..8 {
+                    let zi = (c[l] - mean) * inv_std;
+                    c[l] = zi;
+                    acc[l] += (zi * inv_n - dd[l]).abs();
+                    auth[l] += (zi - vv[l]).abs();
+                }
+            }
+        }
+        None => {
+            for (x, &dd) in zc.into_remainder().iter_mut().zip(dc.remainder()) {
+                *x = (*x - mean) * inv_std;
+                rest += (*x * inv_n - dd).abs();
+            }
+            for (c, dd) in z.chunks_exact_mut(8).zip(dc) {
+                for l in 0..8 {
+                    let zi = (c[l] - mean) * inv_std;
+                    c[l] = zi;
+                    acc[l] += (zi * inv_n - dd[l]).abs();
+                }
+            }
+        }
+    }
+    (lanes_total(acc) + rest, lanes_total(auth) + rest_auth)
 }
 
 /// `scipy.stats.wasserstein_distance(u, v)` (unweighted), computed the way scipy's
@@ -409,8 +540,7 @@ pub struct NeuronScore {
 /// Reusable buffers for [`score_neuron`], so scoring many neurons does not allocate per neuron.
 #[derive(Debug, Default, Clone)]
 pub struct ScoreScratch {
-    sorted: Vec<f32>,
-    radix: Vec<f32>,
+    radix: RadixScratch,
     z: Vec<f64>,
 }
 
@@ -447,20 +577,16 @@ pub fn score_neuron(
     );
     let n = x.len();
     let nf = n as f64;
-    let ScoreScratch { sorted, radix, z } = scratch;
-    sorted.clear();
-    sorted.extend_from_slice(x);
-    sort_f32_with_scratch(sorted, radix);
-
-    // Work in f64 from here; the buffer becomes the standardised values below.
-    z.clear();
-    z.extend(sorted.iter().map(|&v| f64::from(v)));
-    let mean = if n == 0 { f64::NAN } else { sum_lanes(z) / nf };
-    let (m2, m3, m4) = central_sums(z, mean);
+    let ScoreScratch { radix, z } = scratch;
+    // Sort once (radix sort on order-preserving keys), decoding straight into f64.
+    let (keys, sum) = sorted_keys_f32_and_sum(x, radix);
+    let mean = if n == 0 { f64::NAN } else { sum / nf };
+    let (m2, m3, m4) = decode_and_central_sums(keys, mean, z);
+    let negatives = z.partition_point(|&v| v < 0.0);
     let frac_negative = if n == 0 {
         f64::NAN
     } else {
-        sorted.partition_point(|&v| v < 0.0) as f64 / nf
+        negatives as f64 / nf
     };
     if n == 0 || m2 == 0.0 {
         return NeuronScore {
@@ -478,15 +604,35 @@ pub fn score_neuron(
     let std = var.sqrt();
     let skewness = (m3 / nf) / (var * std);
     let kurtosis = (m4 / nf) / (var * var) - 3.0;
-
-    // (x − mean)/std is monotone in x, so the standardised values stay sorted. Division (not
-    // multiplication by 1/std) matches numpy's `(x - mean) / std` bit for bit.
-    for v in z.iter_mut() {
-        *v = (*v - mean) / std;
-    }
     let cut = -mean / std;
-    let (w1_exact, part) = w1_exact_split_sorted(z, cut, table);
-    let w1_authors = normal_sorted.map(|v| w1_authors_sorted(z, v));
+
+    // (x − mean)/std is monotone in x, so the standardised values stay sorted. One fused pass
+    // standardises and sums the non-crossing band terms (split where the negative part's
+    // bands end; the raw sign count is the guess, corrected in `finish_split`) and the authors'
+    // |z − v|.
+    let (w1_exact, part, authors_sum) = if cut.is_finite() {
+        let k = table.cut_band(cut);
+        let m_guess = k.min(negatives);
+        let (head, rest, authors_sum) =
+            standardise_and_sum(z, mean, std, &table.d, m_guess, normal_sorted);
+        let (total, part) = finish_split(z, cut, table, k, m_guess, head, rest);
+        (total, part, authors_sum)
+    } else {
+        // Not reachable from f32 inputs (|mean|/std is far inside the f64 range); kept so the
+        // general path's conventions apply if it ever is.
+        for v in z.iter_mut() {
+            *v = (*v - mean) / std;
+        }
+        let (total, part) = w1_exact_split_sorted(z, cut, table);
+        (total, part, f64::NAN)
+    };
+    let w1_authors = normal_sorted.map(|v| {
+        if v.len() == n && cut.is_finite() {
+            authors_sum / nf
+        } else {
+            w1_authors_sorted(z, v)
+        }
+    });
     NeuronScore {
         mean,
         std,
@@ -923,13 +1069,33 @@ mod tests {
         assert!(max_exact < 1e-12 && max_part < 1e-12);
     }
 
-    /// Rough single-thread timing of `score_neuron` at 30,000 tokens (run with
+    /// This thread's CPU time in µs (Linux; the timing test only), so that other load on the
+    /// machine does not inflate the numbers as much as wall time.
+    fn thread_cpu_us() -> f64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) * 1e4
+    }
+
+    /// Single-thread timing of `score_neuron` at 30,000 tokens (run with
     /// `cargo test --release -p negdiff-scoring --lib -- --ignored --nocapture timing`).
     #[test]
     #[ignore = "timing, not a test"]
     fn timing_score_neuron() {
         let n = 30_000;
-        let neurons = 400;
+        let neurons = 200;
+        let reps = 5;
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let values: Vec<f32> = (0..n * neurons)
             .map(|_| {
@@ -942,41 +1108,49 @@ mod tests {
         let normal = seeded_normal_sample(n, 1);
         let mut s = ScoreScratch::new();
         let mut sink = 0.0;
-        for with_authors in [false, true] {
-            let t = std::time::Instant::now();
-            for j in 0..neurons {
-                let r = score_neuron(
-                    &values[j * n..(j + 1) * n],
-                    &table,
-                    with_authors.then_some(&normal[..]),
-                    &mut s,
-                );
-                sink += r.w1_exact;
-            }
-            let per = t.elapsed().as_secs_f64() / neurons as f64;
+        let report = |what: &str, wall: std::time::Instant, cpu0: f64| {
+            let count = (neurons * reps) as f64;
             eprintln!(
-                "score_neuron n={n} authors={with_authors}: {:.1} us/neuron",
-                per * 1e6
+                "{what}: {:.1} us/neuron wall, {:.1} us/neuron thread CPU",
+                wall.elapsed().as_secs_f64() / count * 1e6,
+                (thread_cpu_us() - cpu0) / count
             );
+        };
+        for with_authors in [false, true] {
+            let (t, c) = (std::time::Instant::now(), thread_cpu_us());
+            for _ in 0..reps {
+                for j in 0..neurons {
+                    let r = score_neuron(
+                        &values[j * n..(j + 1) * n],
+                        &table,
+                        with_authors.then_some(&normal[..]),
+                        &mut s,
+                    );
+                    sink += r.w1_exact;
+                }
+            }
+            report(&format!("score_neuron n={n} authors={with_authors}"), t, c);
         }
+        let (t, c) = (std::time::Instant::now(), thread_cpu_us());
+        for _ in 0..reps {
+            for j in 0..neurons {
+                let (keys, sum) =
+                    sorted_keys_f32_and_sum(&values[j * n..(j + 1) * n], &mut s.radix);
+                sink += f64::from(keys[n / 2]) + sum;
+            }
+        }
+        report("  of which the radix sort of the keys", t, c);
         let t = std::time::Instant::now();
-        let layer = score_layer(&values, n, &table, Some(&normal)).unwrap();
-        let per = t.elapsed().as_secs_f64() / neurons as f64;
+        for _ in 0..reps {
+            let layer = score_layer(&values, n, &table, Some(&normal)).unwrap();
+            sink += layer[0].w1_exact;
+        }
         eprintln!(
-            "score_layer ({} threads): {:.1} us/neuron",
+            "score_layer ({} threads): {:.1} us/neuron wall",
             rayon::current_num_threads(),
-            per * 1e6
+            t.elapsed().as_secs_f64() / (neurons * reps) as f64 * 1e6
         );
-        let t = std::time::Instant::now();
-        let mut buf = Vec::new();
-        for j in 0..neurons {
-            buf.clear();
-            buf.extend_from_slice(&values[j * n..(j + 1) * n]);
-            crate::sort::sort_f32_with_scratch(&mut buf, &mut s.radix);
-        }
-        let per = t.elapsed().as_secs_f64() / neurons as f64;
-        eprintln!("radix sort alone: {:.1} us/neuron", per * 1e6);
-        assert!(sink.is_finite() && layer.len() == neurons);
+        assert!(sink.is_finite());
     }
 }
 

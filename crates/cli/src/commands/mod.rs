@@ -6,6 +6,7 @@ pub mod info;
 pub mod intervene;
 pub mod logprobs;
 pub mod progress;
+pub mod reproduce;
 pub mod score;
 
 use anyhow::Context;
