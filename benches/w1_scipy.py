@@ -14,7 +14,9 @@ and prints one JSON line:
      "cpu_seconds_per_neuron": ...}
 
 (`cpu_seconds_per_neuron` is this process's CPU time, less sensitive to other load on the
-machine than the wall time.) The Rust side of the comparison is negdiff's `score_layer`.
+machine than the wall time.) BLAS runs single-threaded unless `--blas-threads N` (or the
+usual OMP/OPENBLAS/MKL_NUM_THREADS variables) says otherwise. The Rust side of the
+comparison is negdiff's `score_layer` / `score_neuron`.
 
 Usage:
     python benches/w1_scipy.py ACTIVATIONS.npy [--neurons K]
@@ -23,11 +25,30 @@ Usage:
 
 import argparse
 import json
+import os
 import sys
 import time
 
-import numpy as np
-import scipy.stats
+
+def _blas_threads_from_argv() -> str:
+    """--blas-threads must take effect before numpy is imported."""
+    for i, a in enumerate(sys.argv):
+        if a == "--blas-threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--blas-threads="):
+            return a.split("=", 1)[1]
+    return "1"
+
+
+# scipy's final dot product goes through BLAS; a multi-threaded BLAS only adds overhead for a
+# 1-D dot and, on a busy machine, makes the timing much worse and noisier. Default: 1 thread,
+# the fair per-neuron, single-core comparison (and the fastest for scipy).
+_BLAS_THREADS = _blas_threads_from_argv()
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, _BLAS_THREADS)
+
+import numpy as np  # noqa: E402
+import scipy.stats  # noqa: E402
 
 
 def main() -> int:
@@ -37,6 +58,8 @@ def main() -> int:
     ap.add_argument("--synthetic", type=int, metavar="TOKENS",
                     help="use random N(0,1) float32 data with this many tokens instead of a file")
     ap.add_argument("--seed", type=int, default=0, help="seed for np.random (default 0)")
+    ap.add_argument("--blas-threads", default="1",
+                    help="BLAS/OpenMP threads (default 1; set before numpy loads)")
     args = ap.parse_args()
     if (args.activations is None) == (args.synthetic is None):
         ap.error("give either an activations .npy or --synthetic TOKENS")
@@ -74,6 +97,7 @@ def main() -> int:
         "tokens": int(rows.shape[1]),
         "seconds_per_neuron": wall / k,
         "cpu_seconds_per_neuron": cpu / k,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }))
     return 0
 

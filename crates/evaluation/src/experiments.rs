@@ -669,7 +669,18 @@ pub fn main_table(
 
     let matched = match (table.matched, rows[0].perplexity, rows[1].perplexity) {
         (Some(m), Some(base), Some(target)) => {
-            let info = find_matched(model, data, spec, scores, base, target, &m, dir, progress)?;
+            let info = find_matched(
+                model,
+                data,
+                spec,
+                scores,
+                base,
+                target,
+                table.top_percent,
+                &m,
+                dir,
+                progress,
+            )?;
             let set = NeuronSet::bottom_percent_per_layer(
                 format!("bottom{:.3}", info.percent),
                 scores,
@@ -722,6 +733,7 @@ fn find_matched(
     scores: &[Vec<f64>],
     base: f64,
     target: f64,
+    start_percent: f64,
     m: &MatchSpec,
     dir: &Path,
     progress: ProgressFactory<'_>,
@@ -744,8 +756,12 @@ fn find_matched(
     };
     let ok =
         |ppl: f64| ((ppl - base) - rise_target).abs() <= m.tolerance * rise_target.abs().max(1e-12);
-    // Bracket: m grows geometrically from the WD set's size until the rise reaches the target.
-    let start = (100.0 / scores.first().map_or(1, Vec::len) as f64).max(0.01);
+    // Bracket: m doubles from the WD set's percent (the same neuron count) until the rise
+    // reaches the target; then bisection inside the bracket.
+    let start = start_percent.clamp(
+        100.0 / scores.first().map_or(1, Vec::len).max(1) as f64,
+        100.0,
+    );
     let (mut lo, mut hi) = (0.0f64, start);
     let mut best = (start, 0usize, f64::NAN);
     loop {

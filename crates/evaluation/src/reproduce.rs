@@ -17,7 +17,10 @@ use sha2::{Digest, Sha256};
 use crate::datasets::blimp::load_blimp;
 use crate::datasets::conllu::load_conllu;
 use crate::datasets::tse::load_tse;
-use crate::experiments::{BenchmarkData, EvalSpec, MainTableSpec, PplText, ProgressFactory, layer_sweep, main_table, pos_analysis};
+use crate::experiments::{
+    BenchmarkData, EvalSpec, MainTableSpec, PplText, ProgressFactory, layer_sweep, main_table,
+    pos_analysis,
+};
 use crate::neuron_table::top_pair_rows;
 use crate::report::{ReportInput, ReportPaths, WdTables, write_report};
 use crate::{EvalError, Result};
@@ -69,7 +72,12 @@ fn hash_files(files: &[PathBuf]) -> Result<String> {
     let mut h = Sha256::new();
     for f in files {
         let bytes = std::fs::read(f).map_err(|e| out_err(f, e))?;
-        h.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        h.update(
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         h.update(&bytes);
     }
     Ok(format!("{:x}", h.finalize()))
@@ -97,7 +105,11 @@ fn ppl_text(model: &LanguageModel, path: &Path, tokens: usize) -> Result<PplText
 }
 
 /// Scores (or reloads) the neurons; returns the tables.
-fn scores_step(model: &LanguageModel, spec: &ReproduceSpec, progress: ProgressFactory<'_>) -> Result<ScoreTables> {
+fn scores_step(
+    model: &LanguageModel,
+    spec: &ReproduceSpec,
+    progress: ProgressFactory<'_>,
+) -> Result<ScoreTables> {
     let dir = spec.out.join("scores");
     if let Ok(t) = ScoreTables::load(&dir)
         && dir.join("manifest.json").is_file()
@@ -114,7 +126,14 @@ fn scores_step(model: &LanguageModel, spec: &ReproduceSpec, progress: ProgressFa
             None
         };
         let pairs = if run.md.is_some() {
-            top_pair_rows(&run, &corpus.text, sentences.as_deref(), top.layer, top.neuron, spec.top_pairs)?
+            top_pair_rows(
+                &run,
+                &corpus.text,
+                sentences.as_deref(),
+                top.layer,
+                top.neuron,
+                spec.top_pairs,
+            )?
         } else {
             Vec::new()
         };
@@ -125,7 +144,11 @@ fn scores_step(model: &LanguageModel, spec: &ReproduceSpec, progress: ProgressFa
         v["pairs"] = json!(pairs);
         std::fs::create_dir_all(&dir).map_err(|e| out_err(&dir, e))?;
         let p = dir.join("top_neuron.json");
-        std::fs::write(&p, serde_json::to_string_pretty(&v).map_err(|e| out_err(&p, e))?).map_err(|e| out_err(&p, e))?;
+        std::fs::write(
+            &p,
+            serde_json::to_string_pretty(&v).map_err(|e| out_err(&p, e))?,
+        )
+        .map_err(|e| out_err(&p, e))?;
     }
     // Tables first, manifest last: the manifest marks the step complete.
     run.tables.save(&dir)?;
@@ -134,7 +157,11 @@ fn scores_step(model: &LanguageModel, spec: &ReproduceSpec, progress: ProgressFa
 }
 
 /// Runs the pipeline and writes `report.md` / `report.html`.
-pub fn reproduce(model: &LanguageModel, spec: &ReproduceSpec, progress: ProgressFactory<'_>) -> Result<ReportPaths> {
+pub fn reproduce(
+    model: &LanguageModel,
+    spec: &ReproduceSpec,
+    progress: ProgressFactory<'_>,
+) -> Result<ReportPaths> {
     let out = &spec.out;
     std::fs::create_dir_all(out).map_err(|e| out_err(out, e))?;
     let tables = scores_step(model, spec, progress)?;
@@ -145,7 +172,11 @@ pub fn reproduce(model: &LanguageModel, spec: &ReproduceSpec, progress: Progress
     let blimp = load_blimp(&spec.blimp_dir, None, spec.blimp_per_paradigm)?;
     let tse = load_tse(&spec.tse_dir, spec.tse_per_case)?;
     let ppl = ppl_text(model, &spec.ppl_corpus, spec.ppl_tokens)?;
-    let data = BenchmarkData { blimp, tse, ppl: Some(ppl) };
+    let data = BenchmarkData {
+        blimp,
+        tse,
+        ppl: Some(ppl),
+    };
 
     let table = main_table(model, &data, &spec.eval, &rows, &spec.main, out, progress)?;
     let edited: Vec<String> = table.rows.iter().skip(1).map(|r| r.name.clone()).collect();
@@ -158,7 +189,15 @@ pub fn reproduce(model: &LanguageModel, spec: &ReproduceSpec, progress: Progress
             tse: Vec::new(),
             ppl: Some(ppl_text(model, &spec.ppl_corpus, spec.sweep_ppl_tokens)?),
         };
-        layer_sweep(model, &sweep_data, &spec.eval, &wd, spec.sweep_group, out, progress)?;
+        layer_sweep(
+            model,
+            &sweep_data,
+            &spec.eval,
+            &wd,
+            spec.sweep_group,
+            out,
+            progress,
+        )?;
     }
 
     let score_manifest: Value = std::fs::read_to_string(out.join("scores").join("manifest.json"))

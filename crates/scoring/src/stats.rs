@@ -436,6 +436,12 @@ mod tests {
                 "{}: kurt {got_k} vs {kurt}",
                 c.name
             );
+            eprintln!(
+                "moments {}: skew {got_s:.6} (|Δ| {:.1e}), kurtosis {got_k:.6} (rel {:.1e})",
+                c.name,
+                (got_s - skew).abs(),
+                ((got_k - kurt) / kurt).abs()
+            );
         }
     }
 }

@@ -94,9 +94,16 @@ pub fn run(mut a: ReproduceArgs, device: &Device) -> anyhow::Result<()> {
     let ud = a.data.join("ud_ewt");
     let spec = ReproduceSpec {
         out: a.out.clone(),
-        score_corpus: a.corpus.clone().unwrap_or_else(|| ud.join("en_ewt-ud-dev.conllu")),
+        score_corpus: a
+            .corpus
+            .clone()
+            .unwrap_or_else(|| ud.join("en_ewt-ud-dev.conllu")),
         score: ScoreSpec {
-            windows: WindowSpec { window: a.window, stride: a.window, max_tokens: a.score_tokens },
+            windows: WindowSpec {
+                window: a.window,
+                stride: a.window,
+                max_tokens: a.score_tokens,
+            },
             batch_windows: 1,
             exact: true,
             authors: true,
@@ -111,12 +118,20 @@ pub fn run(mut a: ReproduceArgs, device: &Device) -> anyhow::Result<()> {
         tse_per_case: Some(a.tse_per_case),
         ppl_corpus: ud.join("en_ewt-ud-test.conllu"),
         ppl_tokens: a.ppl_tokens,
-        eval: EvalSpec { bos: a.bos, ppl_window: a.ppl_window, ..EvalSpec::default() },
+        eval: EvalSpec {
+            bos: a.bos,
+            ppl_window: a.ppl_window,
+            ..EvalSpec::default()
+        },
         main: MainTableSpec {
             top_percent: a.top,
             score_table: "w1_exact".into(),
             random_seeds: a.seeds.clone(),
-            matched: Some(MatchSpec { tolerance: a.match_tolerance, max_steps: a.match_steps, max_percent: 50.0 }),
+            matched: Some(MatchSpec {
+                tolerance: a.match_tolerance,
+                max_steps: a.match_steps,
+                max_percent: 50.0,
+            }),
         },
         sweep_group: a.sweep_group,
         sweep_blimp_per_paradigm: Some(a.sweep_blimp_per_paradigm),
@@ -142,8 +157,15 @@ pub struct ReportArgs {
 /// Rebuilds the report of a run from its files.
 pub fn report(a: ReportArgs, _device: &Device) -> anyhow::Result<()> {
     let mut input = ReportInput::from_dir(&a.dir);
-    if let (Ok(t), Ok(set)) = (ScoreTables::load(&a.dir.join("scores")), NeuronSet::load(&a.dir.join("sets").join("wd.json"))) {
-        input.wd = t.rows("w1_exact").map(|scores| WdTables { scores, name: "w1_exact".into(), selected: set.layers.clone() });
+    if let (Ok(t), Ok(set)) = (
+        ScoreTables::load(&a.dir.join("scores")),
+        NeuronSet::load(&a.dir.join("sets").join("wd.json")),
+    ) {
+        input.wd = t.rows("w1_exact").map(|scores| WdTables {
+            scores,
+            name: "w1_exact".into(),
+            selected: set.layers.clone(),
+        });
     }
     let paths = write_report(&a.dir, &input)?;
     println!("{}", paths.markdown.display());

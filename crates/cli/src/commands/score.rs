@@ -124,7 +124,14 @@ pub fn score(args: ScoreArgs, device: &Device) -> anyhow::Result<()> {
             None
         };
         let pairs = if run.md.is_some() {
-            top_pair_rows(&run, &corpus.text, sentences.as_deref(), top.layer, top.neuron, args.top_pairs)?
+            top_pair_rows(
+                &run,
+                &corpus.text,
+                sentences.as_deref(),
+                top.layer,
+                top.neuron,
+                args.top_pairs,
+            )?
         } else {
             Vec::new()
         };
@@ -133,8 +140,11 @@ pub fn score(args: ScoreArgs, device: &Device) -> anyhow::Result<()> {
         v["neuron"] = json!(top.neuron);
         v["histogram"] = serde_json::to_value(&top.histogram)?;
         v["pairs"] = json!(pairs);
-        std::fs::write(args.out.join("top_neuron.json"), serde_json::to_string_pretty(&v)?)
-            .context("writing top_neuron.json")?;
+        std::fs::write(
+            args.out.join("top_neuron.json"),
+            serde_json::to_string_pretty(&v)?,
+        )
+        .context("writing top_neuron.json")?;
     }
     eprintln!(
         "scored {} tokens × {} layers × {} neurons in {:.1} s → {}",
@@ -187,15 +197,37 @@ pub fn select(args: SelectArgs, _device: &Device) -> anyhow::Result<()> {
         )
     })?;
     let set = match (args.top, args.bottom, args.global_top_k) {
-        (Some(p), None, None) => NeuronSet::top_percent_per_layer(args.name.clone().unwrap_or(format!("{}-top{p}", args.score)), &rows, p)?,
-        (None, Some(p), None) => NeuronSet::bottom_percent_per_layer(args.name.clone().unwrap_or(format!("{}-bottom{p}", args.score)), &rows, p)?,
-        (None, None, Some(k)) => NeuronSet::global_top_k(args.name.clone().unwrap_or(format!("{}-global-top{k}", args.score)), &rows, k)?,
+        (Some(p), None, None) => NeuronSet::top_percent_per_layer(
+            args.name
+                .clone()
+                .unwrap_or(format!("{}-top{p}", args.score)),
+            &rows,
+            p,
+        )?,
+        (None, Some(p), None) => NeuronSet::bottom_percent_per_layer(
+            args.name
+                .clone()
+                .unwrap_or(format!("{}-bottom{p}", args.score)),
+            &rows,
+            p,
+        )?,
+        (None, None, Some(k)) => NeuronSet::global_top_k(
+            args.name
+                .clone()
+                .unwrap_or(format!("{}-global-top{k}", args.score)),
+            &rows,
+            k,
+        )?,
         _ => anyhow::bail!("give exactly one of --top P, --bottom P, --global-top-k K"),
     };
     let mut prov = set.provenance.clone();
     prov["scores"] = json!(args.scores);
     prov["table"] = json!(args.score);
-    let manifest = if args.scores.is_dir() { args.scores.join("manifest.json") } else { args.scores.with_file_name("manifest.json") };
+    let manifest = if args.scores.is_dir() {
+        args.scores.join("manifest.json")
+    } else {
+        args.scores.with_file_name("manifest.json")
+    };
     if let Ok(text) = std::fs::read_to_string(&manifest)
         && let Ok(m) = serde_json::from_str::<serde_json::Value>(&text)
     {
@@ -204,6 +236,12 @@ pub fn select(args: SelectArgs, _device: &Device) -> anyhow::Result<()> {
     }
     let set = set.with_provenance(prov);
     set.save(&args.out)?;
-    eprintln!("{}: {} neurons in {} layers → {}", set.name, set.len(), set.layers.len(), args.out.display());
+    eprintln!(
+        "{}: {} neurons in {} layers → {}",
+        set.name,
+        set.len(),
+        set.layers.len(),
+        args.out.display()
+    );
     Ok(())
 }

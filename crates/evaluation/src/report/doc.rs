@@ -25,7 +25,10 @@ pub enum Block {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn md_cell(s: &str) -> String {
@@ -38,16 +41,35 @@ pub fn to_markdown(blocks: &[Block]) -> String {
     for b in blocks {
         match b {
             Block::Heading(level, text) => {
-                let _ = writeln!(out, "{} {text}\n", "#".repeat((*level).clamp(1, 6) as usize));
+                let _ = writeln!(
+                    out,
+                    "{} {text}\n",
+                    "#".repeat((*level).clamp(1, 6) as usize)
+                );
             }
             Block::Para(text) => {
                 let _ = writeln!(out, "{text}\n");
             }
             Block::Table(head, rows) => {
-                let _ = writeln!(out, "| {} |", head.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
-                let _ = writeln!(out, "|{}|", head.iter().map(|_| " --- ").collect::<Vec<_>>().join("|"));
+                let _ = writeln!(
+                    out,
+                    "| {} |",
+                    head.iter()
+                        .map(|c| md_cell(c))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+                let _ = writeln!(
+                    out,
+                    "|{}|",
+                    head.iter().map(|_| " --- ").collect::<Vec<_>>().join("|")
+                );
                 for r in rows {
-                    let _ = writeln!(out, "| {} |", r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
+                    let _ = writeln!(
+                        out,
+                        "| {} |",
+                        r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")
+                    );
                 }
                 out.push('\n');
             }

@@ -94,7 +94,10 @@ fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
 pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
     let plot_dir = dir.join("plots");
     let mut plots_written = Vec::new();
-    let mut figure = |stem: &str, caption: &str, plot: &dyn Fn(&Path, &str) -> Result<(PathBuf, PathBuf)>| -> Result<Block> {
+    let mut figure = |stem: &str,
+                      caption: &str,
+                      plot: &dyn Fn(&Path, &str) -> Result<(PathBuf, PathBuf)>|
+     -> Result<Block> {
         let (svg, png) = plot(&plot_dir, stem)?;
         plots_written.push(svg);
         plots_written.push(png);
@@ -121,7 +124,9 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
             ("seeds", m.pointer("/settings/random_seeds")),
         ]
         .iter()
-        .filter_map(|(k, v)| v.map(|v| vec![k.to_string(), v.to_string().trim_matches('"').to_string()]))
+        .filter_map(|(k, v)| {
+            v.map(|v| vec![k.to_string(), v.to_string().trim_matches('"').to_string()])
+        })
         .collect();
         b.push(Block::Table(vec!["".into(), "".into()], rows));
         if let Some(conv) = m.get("conventions") {
@@ -171,7 +176,14 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
         };
         b.push(figure("wd_by_layer", "Distribution of Wasserstein distances per layer (standardised pre-activation vs N(0,1)).", &|d, s| render(&plot, d, s, (900, 500)))?);
         b.push(Block::Table(
-            vec!["layer".into(), "median W1".into(), "99th pct".into(), "max".into(), "selected".into(), "undefined (zero variance)".into()],
+            vec![
+                "layer".into(),
+                "median W1".into(),
+                "99th pct".into(),
+                "max".into(),
+                "selected".into(),
+                "undefined (zero variance)".into(),
+            ],
             rows,
         ));
     }
@@ -187,8 +199,14 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
             f(top["frac_negative"].as_f64().unwrap_or(f64::NAN), 3),
             f(top["w1_negative_share"].as_f64().unwrap_or(f64::NAN), 3),
         )));
-        let edges: Vec<f64> = top["histogram"]["edges"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
-        let density: Vec<f64> = top["histogram"]["density"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+        let edges: Vec<f64> = top["histogram"]["edges"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let density: Vec<f64> = top["histogram"]["density"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
         if edges.len() == density.len() + 1 && !density.is_empty() {
             let plot = HistogramPlot {
                 title: format!("neuron {layer}:{neuron}: standardised pre-activation"),
@@ -206,8 +224,16 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
                         p["context_a"].as_str().unwrap_or("").to_string(),
                         p["token_b"].as_str().unwrap_or("").to_string(),
                         p["context_b"].as_str().unwrap_or("").to_string(),
-                        format!("{} / {}", p["upos_a"].as_str().unwrap_or("–"), p["upos_b"].as_str().unwrap_or("–")),
-                        format!("{} / {}", p["deprel_a"].as_str().unwrap_or("–"), p["deprel_b"].as_str().unwrap_or("–")),
+                        format!(
+                            "{} / {}",
+                            p["upos_a"].as_str().unwrap_or("–"),
+                            p["upos_b"].as_str().unwrap_or("–")
+                        ),
+                        format!(
+                            "{} / {}",
+                            p["deprel_a"].as_str().unwrap_or("–"),
+                            p["deprel_b"].as_str().unwrap_or("–")
+                        ),
                         f(p["y_a"].as_f64().unwrap_or(f64::NAN), 3),
                         f(p["y_b"].as_f64().unwrap_or(f64::NAN), 3),
                         f(p["ratio"].as_f64().unwrap_or(f64::NAN), 2),
@@ -216,7 +242,20 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
                 .collect();
             b.push(Block::Para("Token pairs this neuron separates most (largest (Δy/Ny)/(Δx/Nx)): similar MLP inputs, very different pre-activations.".into()));
             b.push(Block::Table(
-                ["token A", "context A", "token B", "context B", "UPOS", "deprel", "pre-act A", "pre-act B", "ratio"].iter().map(|s| s.to_string()).collect(),
+                [
+                    "token A",
+                    "context A",
+                    "token B",
+                    "context B",
+                    "UPOS",
+                    "deprel",
+                    "pre-act A",
+                    "pre-act B",
+                    "ratio",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
                 rows,
             ));
         }
@@ -230,29 +269,63 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
             .iter()
             .map(|r| {
                 let acc = |s: &Option<crate::experiments::BenchmarkSummary>| {
-                    s.as_ref().map_or("–".into(), |s| format!("{} [{}, {}]", pct(s.overall.accuracy), pct(s.overall.ci_low), pct(s.overall.ci_high)))
+                    s.as_ref().map_or("–".into(), |s| {
+                        format!(
+                            "{} [{}, {}]",
+                            pct(s.overall.accuracy),
+                            pct(s.overall.ci_low),
+                            pct(s.overall.ci_high)
+                        )
+                    })
                 };
-                let delta = |get: &dyn Fn(&crate::experiments::ConditionSummary) -> Option<f64>| match (base.and_then(|b| get(b)), get(r)) {
-                    (Some(b0), Some(v)) if r.name != "baseline" => format!("{:+.1}", 100.0 * (v - b0)),
-                    _ => "".into(),
+                let delta =
+                    |get: &dyn Fn(&crate::experiments::ConditionSummary) -> Option<f64>| match (
+                        base.and_then(|b| get(b)),
+                        get(r),
+                    ) {
+                        (Some(b0), Some(v)) if r.name != "baseline" => {
+                            format!("{:+.1}", 100.0 * (v - b0))
+                        }
+                        _ => "".into(),
+                    };
+                let blimp_acc = |c: &crate::experiments::ConditionSummary| {
+                    c.blimp.as_ref().map(|s| s.overall.accuracy)
                 };
-                let blimp_acc = |c: &crate::experiments::ConditionSummary| c.blimp.as_ref().map(|s| s.overall.accuracy);
-                let tse_acc = |c: &crate::experiments::ConditionSummary| c.tse.as_ref().map(|s| s.overall.accuracy);
+                let tse_acc = |c: &crate::experiments::ConditionSummary| {
+                    c.tse.as_ref().map(|s| s.overall.accuracy)
+                };
                 vec![
                     r.name.clone(),
                     r.n_neurons.to_string(),
                     acc(&r.blimp),
                     delta(&blimp_acc),
-                    main.mcnemar_blimp.get(&r.name).map_or("".into(), |m| format!("{:.2e}", m.p_value_exact)),
+                    main.mcnemar_blimp
+                        .get(&r.name)
+                        .map_or("".into(), |m| format!("{:.2e}", m.p_value_exact)),
                     acc(&r.tse),
                     delta(&tse_acc),
-                    main.mcnemar_tse.get(&r.name).map_or("".into(), |m| format!("{:.2e}", m.p_value_exact)),
+                    main.mcnemar_tse
+                        .get(&r.name)
+                        .map_or("".into(), |m| format!("{:.2e}", m.p_value_exact)),
                     r.perplexity.map_or("–".into(), |p| f(p, 3)),
                 ]
             })
             .collect();
         b.push(Block::Table(
-            ["condition", "neurons", "BLiMP % [95% CI]", "Δ pts", "McNemar p", "TSE % [95% CI]", "Δ pts", "McNemar p", "perplexity"].iter().map(|s| s.to_string()).collect(),
+            [
+                "condition",
+                "neurons",
+                "BLiMP % [95% CI]",
+                "Δ pts",
+                "McNemar p",
+                "TSE % [95% CI]",
+                "Δ pts",
+                "McNemar p",
+                "perplexity",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             rows,
         ));
         if let Some(m) = &main.matched {
@@ -273,13 +346,23 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
             .rows
             .first()
             .and_then(|r| r.blimp.as_ref())
-            .map(|s| s.groups.keys().filter_map(|k| k.strip_prefix("term:").map(String::from)).collect())
+            .map(|s| {
+                s.groups
+                    .keys()
+                    .filter_map(|k| k.strip_prefix("term:").map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         if !terms.is_empty() {
             let shown: Vec<&crate::experiments::ConditionSummary> = main
                 .rows
                 .iter()
-                .filter(|r| r.name == "baseline" || r.name == "wd-zero-negative" || r.name.starts_with("matched") || r.name.starts_with("random"))
+                .filter(|r| {
+                    r.name == "baseline"
+                        || r.name == "wd-zero-negative"
+                        || r.name.starts_with("matched")
+                        || r.name.starts_with("random")
+                })
                 .take(5)
                 .collect();
             let series = shown
@@ -289,7 +372,12 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
                         r.name.clone(),
                         terms
                             .iter()
-                            .map(|t| r.blimp.as_ref().and_then(|s| s.groups.get(&format!("term:{t}"))).map_or(f64::NAN, |a| 100.0 * a.accuracy))
+                            .map(|t| {
+                                r.blimp
+                                    .as_ref()
+                                    .and_then(|s| s.groups.get(&format!("term:{t}")))
+                                    .map_or(f64::NAN, |a| 100.0 * a.accuracy)
+                            })
                             .collect(),
                     )
                 })
@@ -300,31 +388,69 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
                 categories: terms.clone(),
                 series,
             };
-            b.push(figure("blimp_by_term", "BLiMP accuracy per linguistics term, baseline against the ablations.", &|d, s| render(&plot, d, s, (1100, 600)))?);
+            b.push(figure(
+                "blimp_by_term",
+                "BLiMP accuracy per linguistics term, baseline against the ablations.",
+                &|d, s| render(&plot, d, s, (1100, 600)),
+            )?);
         }
     }
 
     if let Some(pos) = &input.pos
         && let Some((rows, skipped)) = pos.get("wd-zero-negative")
     {
-        b.push(Block::Heading(2, "Excess surprisal by part of speech".into()));
+        b.push(Block::Heading(
+            2,
+            "Excess surprisal by part of speech".into(),
+        ));
         b.push(Block::Para(format!(
             "Per-token NLL under wd-zero-negative minus baseline, grouped by the gold UPOS of the word each token belongs to ({skipped} tokens outside any word skipped). Share = the tag's part of the total excess."
         )));
         b.push(Block::Table(
-            ["UPOS", "tokens", "baseline NLL", "ablated NLL", "mean excess", "share"].iter().map(|s| s.to_string()).collect(),
+            [
+                "UPOS",
+                "tokens",
+                "baseline NLL",
+                "ablated NLL",
+                "mean excess (nats)",
+                "share of excess %",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             rows.iter()
-                .map(|r| vec![r.upos.clone(), r.n_tokens.to_string(), f(r.baseline_nll, 3), f(r.ablated_nll, 3), f(r.mean_excess, 4), pct(r.share)])
+                .map(|r| {
+                    vec![
+                        r.upos.clone(),
+                        r.n_tokens.to_string(),
+                        f(r.baseline_nll, 3),
+                        f(r.ablated_nll, 3),
+                        f(r.mean_excess, 4),
+                        pct(r.share),
+                    ]
+                })
                 .collect(),
         ));
         let tags: Vec<String> = rows.iter().map(|r| r.upos.clone()).collect();
         let series = pos
             .iter()
-            .filter(|(name, _)| name.as_str() == "wd-zero-negative" || name.starts_with("matched") || name.starts_with("random"))
+            .filter(|(name, _)| {
+                name.as_str() == "wd-zero-negative"
+                    || name.starts_with("matched")
+                    || name.starts_with("random")
+            })
             .take(4)
             .map(|(name, (rs, _))| {
-                let by: BTreeMap<&str, f64> = rs.iter().map(|r| (r.upos.as_str(), r.mean_excess)).collect();
-                (name.clone(), tags.iter().map(|t| by.get(t.as_str()).copied().unwrap_or(f64::NAN)).collect())
+                let by: BTreeMap<&str, f64> = rs
+                    .iter()
+                    .map(|r| (r.upos.as_str(), r.mean_excess))
+                    .collect();
+                (
+                    name.clone(),
+                    tags.iter()
+                        .map(|t| by.get(t.as_str()).copied().unwrap_or(f64::NAN))
+                        .collect(),
+                )
             })
             .collect();
         let plot = BarPlot {
@@ -333,7 +459,11 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
             categories: tags,
             series,
         };
-        b.push(figure("pos_excess", "Mean excess surprisal per token by gold part of speech.", &|d, s| render(&plot, d, s, (1100, 600)))?);
+        b.push(figure(
+            "pos_excess",
+            "Mean excess surprisal per token by gold part of speech.",
+            &|d, s| render(&plot, d, s, (1100, 600)),
+        )?);
     }
 
     if let Some(sweep) = &input.sweep
@@ -346,24 +476,77 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
         for kind in ["single", "cumulative"] {
             let rows: Vec<&SweepRow> = sweep.iter().filter(|r| r.kind == kind).collect();
             if x.is_empty() {
-                x = rows.iter().map(|r| *r.layers.last().unwrap_or(&0) as f64).collect();
+                x = rows
+                    .iter()
+                    .map(|r| *r.layers.last().unwrap_or(&0) as f64)
+                    .collect();
             }
-            series_acc.push((kind.to_string(), rows.iter().map(|r| r.summary.blimp.as_ref().map_or(f64::NAN, |s| 100.0 * s.overall.accuracy)).collect()));
-            series_ppl.push((kind.to_string(), rows.iter().map(|r| r.summary.perplexity.unwrap_or(f64::NAN)).collect()));
+            series_acc.push((
+                kind.to_string(),
+                rows.iter()
+                    .map(|r| {
+                        r.summary
+                            .blimp
+                            .as_ref()
+                            .map_or(f64::NAN, |s| 100.0 * s.overall.accuracy)
+                    })
+                    .collect(),
+            ));
+            series_ppl.push((
+                kind.to_string(),
+                rows.iter()
+                    .map(|r| r.summary.perplexity.unwrap_or(f64::NAN))
+                    .collect(),
+            ));
         }
-        let acc_plot = LinePlot { title: "BLiMP accuracy, zero-negative on WD neurons of these layers".into(), x_label: "last layer of the group".into(), y_label: "accuracy (%)".into(), x: x.clone(), series: series_acc };
-        let ppl_plot = LinePlot { title: "Perplexity, zero-negative on WD neurons of these layers".into(), x_label: "last layer of the group".into(), y_label: "perplexity".into(), x, series: series_ppl };
-        b.push(figure("sweep_blimp", "Single: one group of layers alone; cumulative: all layers up to the group.", &|d, s| render(&acc_plot, d, s, (900, 500)))?);
-        b.push(figure("sweep_ppl", "Perplexity for the same conditions.", &|d, s| render(&ppl_plot, d, s, (900, 500)))?);
+        let acc_plot = LinePlot {
+            title: "BLiMP accuracy, zero-negative on WD neurons of these layers".into(),
+            x_label: "last layer of the group".into(),
+            y_label: "accuracy (%)".into(),
+            x: x.clone(),
+            series: series_acc,
+        };
+        let ppl_plot = LinePlot {
+            title: "Perplexity, zero-negative on WD neurons of these layers".into(),
+            x_label: "last layer of the group".into(),
+            y_label: "perplexity".into(),
+            x,
+            series: series_ppl,
+        };
+        b.push(figure(
+            "sweep_blimp",
+            "Single: one group of layers alone; cumulative: all layers up to the group.",
+            &|d, s| render(&acc_plot, d, s, (900, 500)),
+        )?);
+        b.push(figure(
+            "sweep_ppl",
+            "Perplexity for the same conditions.",
+            &|d, s| render(&ppl_plot, d, s, (900, 500)),
+        )?);
         b.push(Block::Table(
-            ["kind", "layers", "neurons", "BLiMP %", "perplexity"].iter().map(|s| s.to_string()).collect(),
-            sweep.iter().map(|r| vec![
-                r.kind.clone(),
-                format!("{}-{}", r.layers.first().unwrap_or(&0), r.layers.last().unwrap_or(&0)),
-                r.summary.n_neurons.to_string(),
-                r.summary.blimp.as_ref().map_or("–".into(), |s| pct(s.overall.accuracy)),
-                r.summary.perplexity.map_or("–".into(), |p| f(p, 3)),
-            ]).collect(),
+            ["kind", "layers", "neurons", "BLiMP %", "perplexity"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            sweep
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.kind.clone(),
+                        format!(
+                            "{}-{}",
+                            r.layers.first().unwrap_or(&0),
+                            r.layers.last().unwrap_or(&0)
+                        ),
+                        r.summary.n_neurons.to_string(),
+                        r.summary
+                            .blimp
+                            .as_ref()
+                            .map_or("–".into(), |s| pct(s.overall.accuracy)),
+                        r.summary.perplexity.map_or("–".into(), |p| f(p, 3)),
+                    ]
+                })
+                .collect(),
         ));
     }
 
@@ -371,8 +554,17 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
 
     let md = dir.join("report.md");
     let html = dir.join("report.html");
-    let write = |p: &Path, text: String| std::fs::write(p, text).map_err(|e| EvalError::Output { path: p.to_path_buf(), message: e.to_string() });
+    let write = |p: &Path, text: String| {
+        std::fs::write(p, text).map_err(|e| EvalError::Output {
+            path: p.to_path_buf(),
+            message: e.to_string(),
+        })
+    };
     write(&md, doc::to_markdown(&b))?;
     write(&html, doc::to_html("negdiff report", &b))?;
-    Ok(ReportPaths { markdown: md, html, plots: plots_written })
+    Ok(ReportPaths {
+        markdown: md,
+        html,
+        plots: plots_written,
+    })
 }

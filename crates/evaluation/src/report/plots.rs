@@ -213,9 +213,10 @@ impl Plot for BarPlot {
         }
         chart
             .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
-            .label_font(("sans-serif", 14))
+            .label_font(("sans-serif", 13))
             .draw()
             .map_err(s)?;
         // Category labels, rotated so that long names fit.

@@ -1,24 +1,16 @@
 //! Causal multi-head attention with grouped-query key/value heads.
 
-use burn::tensor::{Bool, Device, Tensor, activation::softmax};
-
-/// The causal mask for `seq_len` positions: `true` where a query would see a later key.
-pub fn causal_mask(seq_len: usize, device: &Device) -> Tensor<2, Bool> {
-    Tensor::<2, Bool>::tril_mask([seq_len, seq_len], 0, device)
-}
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Tensor};
 
 /// `softmax(q kᵀ · scale + causal) v` for `q: [b, h, t, d]`, `k, v: [b, kv_h, t, d]`, returning
 /// `[b, t, h·d]`. Each group of `h / kv_h` query heads shares one key/value head.
 ///
-/// Batches are right-padded, so with the causal mask alone no real token ever attends to a
-/// padding position: padding only ever follows the real tokens of its row.
-pub fn causal_attention(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    scale: f64,
-    mask: &Tensor<2, Bool>,
-) -> Tensor<3> {
+/// Batches are right-padded, so the causal mask alone keeps every real token from attending to
+/// padding: padding only ever follows the real tokens of its row. The backend's fused attention
+/// (burn-flex: tiled, online softmax for long sequences) does the work.
+pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) -> Tensor<3> {
     let [b, h, t, d] = q.dims();
     let kv_h = k.dims()[1];
     let (k, v) = if kv_h == h {
@@ -32,8 +24,67 @@ pub fn causal_attention(
         };
         (expand(k), expand(v))
     };
+    let options = AttentionModuleOptions {
+        scale: Some(scale),
+        softcap: None,
+        is_causal: true,
+    };
+    attention(q, k, v, None, None, options)
+        .swap_dims(1, 2)
+        .reshape([b, t, h * d])
+}
+
+/// The explicit form of [`causal_attention`] (materialised scores, masked softmax), kept as the
+/// reference the fused path is tested against.
+pub fn causal_attention_reference(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f64,
+) -> Tensor<3> {
+    let [b, h, t, d] = q.dims();
+    let kv_h = k.dims()[1];
+    let rep = h / kv_h;
+    let expand = |x: Tensor<4>| {
+        x.unsqueeze_dim::<5>(2)
+            .expand([b, kv_h, rep, t, d])
+            .reshape([b, h, t, d])
+    };
+    let (k, v) = (expand(k), expand(v));
+    let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &q.device());
     let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-    let scores = scores.mask_fill(mask.clone().unsqueeze::<4>(), f32::NEG_INFINITY);
-    let probs = softmax(scores, 3);
-    probs.matmul(v).swap_dims(1, 2).reshape([b, t, h * d])
+    let scores = scores.mask_fill(mask.unsqueeze::<4>(), f32::NEG_INFINITY);
+    burn::tensor::activation::softmax(scores, 3)
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([b, t, h * d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn fused_matches_reference_short_and_long() {
+        let dev = Device::flex();
+        for (b, h, kv, t, d) in [(2, 4, 2, 7, 8), (1, 9, 3, 600, 64), (3, 2, 2, 1, 4)] {
+            let q = Tensor::<4>::random([b, h, t, d], Distribution::Normal(0.0, 1.0), &dev);
+            let k = Tensor::<4>::random([b, kv, t, d], Distribution::Normal(0.0, 1.0), &dev);
+            let v = Tensor::<4>::random([b, kv, t, d], Distribution::Normal(0.0, 1.0), &dev);
+            let s = 1.0 / (d as f64).sqrt();
+            let a: Vec<f32> = causal_attention(q.clone(), k.clone(), v.clone(), s)
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            let r: Vec<f32> = causal_attention_reference(q, k, v, s)
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            let err = a
+                .iter()
+                .zip(&r)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 1e-5, "shape {:?}: {err}", (b, h, kv, t, d));
+        }
+    }
 }

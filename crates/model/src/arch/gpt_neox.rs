@@ -15,7 +15,7 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
-use super::attention::{causal_attention, causal_mask};
+use super::attention::causal_attention;
 use super::layers::{LayerNorm, Linear, activate, upload};
 use super::rope::Rotary;
 use super::{CausalLm, ModelDims};
@@ -49,7 +49,6 @@ impl Attention {
         rotary: &Rotary,
         cos: &Tensor<2>,
         sin: &Tensor<2>,
-        mask: &Tensor<2, burn::tensor::Bool>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, d) = (self.n_heads, self.head_dim);
@@ -65,7 +64,7 @@ impl Attention {
         let q = rotary.apply(q, cos, sin);
         let k = rotary.apply(k, cos, sin);
         let scale = 1.0 / (d as f64).sqrt();
-        self.dense.forward(causal_attention(q, k, v, scale, mask))
+        self.dense.forward(causal_attention(q, k, v, scale))
     }
 }
 
@@ -245,16 +244,13 @@ impl CausalLm for GptNeox {
         let device = tokens.device();
         let t = tokens.dims()[1];
         let (cos, sin) = self.rotary.tables(t, &device);
-        let mask = causal_mask(t, &device);
         let mut x = embedding(self.embed_in.clone(), tokens); // [b, t, d_model]
         for (i, block) in self.blocks.iter().enumerate() {
             let site = |point| HookSite::new(i, point);
             // [b, t, d_model]
             let resid_pre = hooks.run(site(HookPoint::ResidPre), x, batch)?;
             let attn_in = block.input_layernorm.forward(resid_pre.clone());
-            let attn_out = block
-                .attention
-                .forward(attn_in, &self.rotary, &cos, &sin, &mask);
+            let attn_out = block.attention.forward(attn_in, &self.rotary, &cos, &sin);
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             // Parallel residual: the MLP reads the block input; otherwise the attention-updated stream.
             let (mlp_in, mid) = if self.parallel_residual {

@@ -10,10 +10,10 @@
 //! The neuron pre-activation (`mlp.hook_pre`) is `W_gate h`, the input of SiLU; `W_up h` is
 //! `mlp.hook_pre_linear`. Attention uses full RoPE and grouped-query key/value heads.
 
-use burn::tensor::{Bool, Device, Int, Tensor, module::embedding};
+use burn::tensor::{Device, Int, Tensor, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
-use super::attention::{causal_attention, causal_mask};
+use super::attention::causal_attention;
 use super::layers::{Linear, RmsNorm, activate, upload};
 use super::rope::Rotary;
 use super::{CausalLm, ModelDims};
@@ -51,7 +51,6 @@ impl Attention {
         rotary: &Rotary,
         cos: &Tensor<2>,
         sin: &Tensor<2>,
-        mask: &Tensor<2, Bool>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let d = self.head_dim;
@@ -62,7 +61,7 @@ impl Attention {
         let q = rotary.apply(q, cos, sin);
         let k = rotary.apply(k, cos, sin);
         let scale = 1.0 / (d as f64).sqrt();
-        self.o_proj.forward(causal_attention(q, k, v, scale, mask))
+        self.o_proj.forward(causal_attention(q, k, v, scale))
     }
 }
 
@@ -227,7 +226,6 @@ impl CausalLm for Llama {
         let device = tokens.device();
         let t = tokens.dims()[1];
         let (cos, sin) = self.rotary.tables(t, &device);
-        let mask = causal_mask(t, &device);
         let mut x = embedding(self.embed_tokens.clone(), tokens); // [b, t, d_model]
         for (i, block) in self.blocks.iter().enumerate() {
             let site = |point| HookSite::new(i, point);
@@ -238,7 +236,6 @@ impl CausalLm for Llama {
                 &self.rotary,
                 &cos,
                 &sin,
-                &mask,
             );
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             let mid = resid_pre + attn_out;

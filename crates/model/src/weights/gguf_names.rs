@@ -194,7 +194,10 @@ mod tests {
                 data: (0..heads * hd * cols).map(|v| v as f32).collect(),
             };
             let p = permute_like_llama_cpp(&t, heads);
-            assert_ne!(p, t);
+            // With head_dim 2 the permutation is the identity.
+            if hd > 2 {
+                assert_ne!(p, t);
+            }
             assert_eq!(unpermute_rows(&p, heads).unwrap(), t);
         }
         // 1-D (bias) tensors too.
