@@ -205,9 +205,7 @@ pub struct ConditionSummary {
     pub ppl_tokens: usize,
 }
 
-fn accuracy_groups<'a>(
-    items: impl Iterator<Item = (Vec<String>, bool)>,
-) -> BTreeMap<String, Accuracy> {
+fn accuracy_groups(items: impl Iterator<Item = (Vec<String>, bool)>) -> BTreeMap<String, Accuracy> {
     let mut acc: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for (keys, ok) in items {
         for k in keys {

@@ -7,6 +7,9 @@ use serde_json::{Value, json};
 use crate::Result;
 use crate::datasets::conllu::{Sentence, align_tokens_to_words, joined_text};
 
+/// Per stream token, the word it belongs to; per word, its (UPOS, deprel).
+type WordAnnotation = (Vec<Option<usize>>, Vec<(String, String)>);
+
 /// Characters of context shown on each side of a token.
 const CONTEXT_CHARS: usize = 40;
 
@@ -39,7 +42,7 @@ pub fn top_pair_rows(
 ) -> Result<Vec<Value>> {
     let pairs = run.top_pairs(layer, neuron, k)?;
     // Word annotation per stream token, when the corpus is a treebank whose text we scored.
-    let words: Option<(Vec<Option<usize>>, Vec<(String, String)>)> = sentences.and_then(|s| {
+    let words: Option<WordAnnotation> = sentences.and_then(|s| {
         let (joined, offsets) = joined_text(s);
         (joined == corpus_text).then(|| {
             let mut spans = Vec::new();

@@ -14,9 +14,10 @@
 //! assert_eq!(site.to_string(), "blocks.3.mlp.hook_pre");
 //!
 //! // A registry for a 4-layer model; registering beyond layer 3 is an error, not a no-op.
+//! // Hooks may borrow the caller's state (here `seen`) for as long as the registry lives.
+//! let mut seen = 0usize;
 //! let layout = SiteLayout::new("llama", 4, 64, 256, HookPoint::ALL.to_vec());
 //! let mut hooks = HookRegistry::new(layout);
-//! let mut seen = 0usize;
 //! hooks
 //!     .add_capture([site], None, |batch: &negdiff_hooks::CapturedBatch<'_>| {
 //!         seen += batch.n_valid();

@@ -135,7 +135,7 @@ pub fn score(args: ScoreArgs, device: &Device) -> anyhow::Result<()> {
         } else {
             Vec::new()
         };
-        let mut v = serde_json::to_value(&top.score)?;
+        let mut v = serde_json::to_value(top.score)?;
         v["layer"] = json!(top.layer);
         v["neuron"] = json!(top.neuron);
         v["histogram"] = serde_json::to_value(&top.histogram)?;

@@ -16,6 +16,9 @@ use crate::{EvalError, Result};
 use doc::Block;
 use plots::{BarPlot, HistogramPlot, LinePlot, render};
 
+/// Draws one figure into a directory under a file stem, returning the SVG and PNG paths.
+type PlotFn<'a> = dyn Fn(&Path, &str) -> Result<(PathBuf, PathBuf)> + 'a;
+
 /// Where the report went.
 #[derive(Debug, Clone)]
 pub struct ReportPaths {
@@ -94,10 +97,7 @@ fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
 pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
     let plot_dir = dir.join("plots");
     let mut plots_written = Vec::new();
-    let mut figure = |stem: &str,
-                      caption: &str,
-                      plot: &dyn Fn(&Path, &str) -> Result<(PathBuf, PathBuf)>|
-     -> Result<Block> {
+    let mut figure = |stem: &str, caption: &str, plot: &PlotFn<'_>| -> Result<Block> {
         let (svg, png) = plot(&plot_dir, stem)?;
         plots_written.push(svg);
         plots_written.push(png);
@@ -280,7 +280,7 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
                 };
                 let delta =
                     |get: &dyn Fn(&crate::experiments::ConditionSummary) -> Option<f64>| match (
-                        base.and_then(|b| get(b)),
+                        base.and_then(get),
                         get(r),
                     ) {
                         (Some(b0), Some(v)) if r.name != "baseline" => {

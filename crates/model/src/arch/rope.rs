@@ -59,7 +59,8 @@ impl Rotary {
                     };
                     let smooth = (old_ctx / wavelen - low) / (high - low);
                     let smoothed = (1.0 - smooth) * scaled / factor + smooth * scaled;
-                    let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+                    // transformers: ~(wavelen < high) * ~(wavelen > low); the wavelengths are finite.
+                    let is_medium = wavelen >= high_freq_wavelen && wavelen <= low_freq_wavelen;
                     *v = if is_medium { smoothed } else { scaled };
                 }
             }

@@ -91,7 +91,7 @@ impl<'a> GgufWeights<'a> {
 /// `h*hd + j*hd/2 + i` (for `j` in {0, 1}, `i` < hd/2).
 fn unpermute_rows(t: &HostTensor, n_heads: usize) -> Option<HostTensor> {
     let rows = *t.shape.first()?;
-    if n_heads == 0 || rows % n_heads != 0 || (rows / n_heads) % 2 != 0 {
+    if n_heads == 0 || !rows.is_multiple_of(n_heads) || !(rows / n_heads).is_multiple_of(2) {
         return None;
     }
     let cols: usize = t.shape[1..].iter().product();
