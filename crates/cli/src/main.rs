@@ -41,6 +41,8 @@ enum Command {
     Reproduce(commands::reproduce::ReproduceArgs),
     /// Rebuild the report of a `reproduce` directory.
     Report(commands::reproduce::ReportArgs),
+    /// The same measures across training checkpoints, for a fixed neuron cohort.
+    Checkpoints(commands::checkpoints::CheckpointArgs),
 }
 
 fn main() {
@@ -58,6 +60,7 @@ fn main() {
             Command::Select(a) => commands::score::select(a, &device),
             Command::Reproduce(a) => commands::reproduce::run(a, &device),
             Command::Report(a) => commands::reproduce::report(a, &device),
+            Command::Checkpoints(a) => commands::checkpoints::run(a, &device),
         });
     if let Err(e) = result {
         // One line: the error and its causes joined.

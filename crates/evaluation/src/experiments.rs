@@ -887,3 +887,108 @@ pub fn pos_analysis(
     write_json(&dir.join("pos_excess.json"), &out)?;
     Ok(out)
 }
+
+/// One checkpoint's row: how a fixed neuron cohort's WD and ablation effect change over
+/// training.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointRow {
+    /// The model string (hub id with revision, or a directory).
+    pub model: String,
+    /// Mean W1 of the cohort's neurons.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
+    pub cohort_wd_mean: f64,
+    /// Mean W1 of all neurons.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
+    pub all_wd_mean: f64,
+    /// Mean percentile rank (within its layer, 0–100) of the cohort's neurons.
+    #[serde(deserialize_with = "crate::serde_nan::de")]
+    pub cohort_rank_pct: f64,
+    /// Baseline results.
+    pub baseline: ConditionSummary,
+    /// Zero-negative on the cohort.
+    pub ablated: ConditionSummary,
+}
+
+/// Runs the same measures over a list of checkpoints (revisions or directories): the W1 of a
+/// fixed cohort of neurons on `corpus`, and baseline vs zero-negative on the cohort.
+#[allow(clippy::too_many_arguments)]
+pub fn checkpoint_sweep(
+    models: &[String],
+    device: &negdiff_model::Device,
+    cohort: &NeuronSet,
+    corpus: &negdiff_scoring::corpus::Corpus,
+    score: &negdiff_scoring::pipeline::ScoreSpec,
+    data: &BenchmarkData,
+    spec: &EvalSpec,
+    dir: &Path,
+    progress: ProgressFactory<'_>,
+) -> Result<Vec<CheckpointRow>> {
+    let mut rows = Vec::new();
+    for (i, m) in models.iter().enumerate() {
+        let unit = dir.join(format!("checkpoint-{i:03}"));
+        let done = unit.join("row.json");
+        if let Ok(text) = std::fs::read_to_string(&done)
+            && let Ok(row) = serde_json::from_str::<CheckpointRow>(&text)
+            && row.model == *m
+        {
+            rows.push(row);
+            continue;
+        }
+        let model = LanguageModel::load(m, device)?;
+        cohort.validate(model.dims().n_layers, model.dims().d_mlp)?;
+        let tables = match negdiff_scoring::scores::ScoreTables::load(&unit.join("scores")) {
+            Ok(t) => t,
+            Err(_) => {
+                let run = negdiff_scoring::pipeline::score_corpus(&model, corpus, score, progress)?;
+                run.tables.save(&unit.join("scores"))?;
+                run.tables
+            }
+        };
+        let w1 = tables
+            .rows("w1_exact")
+            .or_else(|| tables.rows("w1_streaming"))
+            .ok_or_else(|| EvalError::Settings("checkpoint scoring produced no W1 table".into()))?;
+        let mut cohort_vals = Vec::new();
+        let mut ranks = Vec::new();
+        for (&l, ns) in &cohort.layers {
+            let row = &w1[l];
+            for &n in ns {
+                let v = row[n];
+                cohort_vals.push(v);
+                let below = row.iter().filter(|&&x| x < v).count();
+                ranks.push(100.0 * below as f64 / row.len().max(1) as f64);
+            }
+        }
+        let mean = |v: &[f64]| {
+            let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+            f.iter().sum::<f64>() / f.len().max(1) as f64
+        };
+        let all: Vec<f64> = w1.iter().flatten().copied().collect();
+        let baseline =
+            evaluate_condition(&model, data, spec, &Condition::baseline(), &unit, progress)?;
+        let ablated = evaluate_condition(
+            &model,
+            data,
+            spec,
+            &Condition::edit(
+                "cohort-zero-negative",
+                EditKind::ZeroNegative,
+                cohort.clone(),
+            ),
+            &unit,
+            progress,
+        )?;
+        let row = CheckpointRow {
+            model: m.clone(),
+            cohort_wd_mean: mean(&cohort_vals),
+            all_wd_mean: mean(&all),
+            cohort_rank_pct: mean(&ranks),
+            baseline,
+            ablated,
+        };
+        write_json(&done, &row)?;
+        rows.push(row);
+    }
+    write_json(&dir.join("checkpoints.json"), &rows)?;
+    Ok(rows)
+}
