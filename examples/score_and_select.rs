@@ -14,7 +14,9 @@ use negdiff::scoring::pipeline::{ScoreSpec, score_corpus};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let model_path = args.next().unwrap_or_else(|| default_model_path().display().to_string());
+    let model_path = args
+        .next()
+        .unwrap_or_else(|| default_model_path().display().to_string());
     let corpus_path = args
         .next()
         .map(PathBuf::from)
@@ -24,7 +26,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = LanguageModel::load(&model_path, &default_device())?;
     let corpus = Corpus::load(&corpus_path, CorpusFormat::infer(&corpus_path))?;
     let spec = ScoreSpec {
-        windows: WindowSpec { window: 1024, stride: 1024, max_tokens: tokens },
+        windows: WindowSpec {
+            window: 1024,
+            stride: 1024,
+            max_tokens: tokens,
+        },
         ..ScoreSpec::default()
     };
     let run = score_corpus(&model, &corpus, &spec, &|label, n| {
@@ -39,9 +45,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(top) = &run.top {
         println!(
             "top neuron {}:{} W1 = {:.4} (skewness {:.2}, {:.0}% negative)",
-            top.layer, top.neuron, top.score.w1_exact, top.score.skewness, 100.0 * top.score.frac_negative
+            top.layer,
+            top.neuron,
+            top.score.w1_exact,
+            top.score.skewness,
+            100.0 * top.score.frac_negative
         );
     }
-    println!("{} neurons selected over {} layers → {}", set.len(), set.layers.len(), out.display());
+    println!(
+        "{} neurons selected over {} layers → {}",
+        set.len(),
+        set.layers.len(),
+        out.display()
+    );
     Ok(())
 }

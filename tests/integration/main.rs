@@ -6,4 +6,5 @@ mod gguf_reader;
 mod hub_cache;
 mod interventions;
 mod model_parity;
+mod scoring;
 mod smollm2;

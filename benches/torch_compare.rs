@@ -1,0 +1,187 @@
+//! negdiff against transformers/PyTorch in one run, on SmolLM2-135M, CPU, 2 threads:
+//!
+//! * forward throughput (tokens/s) at 16×64 and 1×512, full logits, and with next-token
+//!   log-probabilities (what scoring needs);
+//! * BLiMP minimal pairs per second (first N pairs of every paradigm, summed log-prob), with
+//!   length-bucketed batching, and agreement of the verdicts.
+//!
+//! The PyTorch side runs `benches/torch_forward.py` and `benches/torch_blimp.py` with
+//! `NEGDIFF_PYTHON` (default `python3`; needs torch, transformers, gguf). Run on a quiet
+//! machine: two-thread OpenMP slows down several-fold when anything else runs.
+//!
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench torch_compare [-- forward|blimp] [N]`
+
+use std::path::Path;
+use std::time::Instant;
+
+use negdiff_eval::convention::{Aggregate, BosPolicy};
+use negdiff_eval::datasets::blimp::load_blimp;
+use negdiff_eval::pairs::score_pairs;
+use negdiff_eval::sentences::SentenceScorer;
+use negdiff_model::{LanguageModel, TokenBatch, default_model_path, device::default_device};
+use serde_json::{Value, json};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn python(args: &[&str]) -> Vec<Value> {
+    let py = std::env::var("NEGDIFF_PYTHON").unwrap_or_else(|_| "python3".into());
+    match std::process::Command::new(&py).args(args).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        Ok(o) => {
+            eprintln!(
+                "PyTorch baseline failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            eprintln!("PyTorch baseline not run ({py}: {e}); set NEGDIFF_PYTHON");
+            Vec::new()
+        }
+    }
+}
+
+fn forward(model: &LanguageModel, repo: &Path) {
+    let vocab = model.dims().vocab_size as u32;
+    for (b, t) in [(16usize, 64usize), (1, 512)] {
+        let seqs = (0..b)
+            .map(|i| {
+                (0..t)
+                    .map(|j| ((i * 7919 + j * 104_729 + 17) as u32) % vocab)
+                    .collect()
+            })
+            .collect();
+        let batch = TokenBatch::new(seqs).expect("batch");
+        let time_logits = || {
+            let t0 = Instant::now();
+            let l = model.logits(&batch, &mut model.hooks()).expect("forward");
+            l.try_into_vec_as::<f32>().expect("readback");
+            t0.elapsed().as_secs_f64()
+        };
+        let time_lp = || {
+            let t0 = Instant::now();
+            model
+                .next_token_logprobs(&batch, &mut model.hooks())
+                .expect("forward");
+            t0.elapsed().as_secs_f64()
+        };
+        time_logits();
+        let logits: Vec<f64> = (0..5).map(|_| time_logits()).collect();
+        let lp: Vec<f64> = (0..5).map(|_| time_lp()).collect();
+        let n = (b * t) as f64;
+        let ours = json!({"impl": "negdiff", "shape": format!("{b}x{t}"),
+            "tokens_per_s_logits": n / median(logits.clone()), "tokens_per_s_logprobs": n / median(lp.clone()),
+            "seconds_logits": median(logits), "seconds_logprobs": median(lp)});
+        println!("{ours}");
+        let script = repo.join("benches/torch_forward.py");
+        let theirs = python(&[
+            script.to_str().unwrap_or_default(),
+            "--shapes",
+            &format!("{b}x{t}"),
+            "--logprobs",
+            "--min-seconds",
+            "10",
+        ]);
+        for v in &theirs {
+            println!("{v}");
+        }
+        let get = |mode: &str| {
+            theirs
+                .iter()
+                .find(|v| v["mode"] == mode)
+                .and_then(|v| v["tokens_per_s"].as_f64())
+        };
+        if let (Some(f), Some(l)) = (get("forward"), get("forward+logprobs")) {
+            println!(
+                "{}",
+                json!({"shape": format!("{b}x{t}"),
+                       "ratio_logits": ours["tokens_per_s_logits"].as_f64().unwrap_or(0.0) / f,
+                       "ratio_logprobs": ours["tokens_per_s_logprobs"].as_f64().unwrap_or(0.0) / l})
+            );
+        }
+    }
+}
+
+fn blimp(model: &LanguageModel, repo: &Path, per: usize) {
+    let data = std::env::var_os("NEGDIFF_DATA")
+        .map(Into::into)
+        .unwrap_or_else(|| repo.join("../shared/data"));
+    let dir = Path::new(&data).join("blimp");
+    let pairs = load_blimp(&dir, None, Some(per)).expect("BLiMP");
+    let texts: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|p| (p.sentence_good.as_str(), p.sentence_bad.as_str()))
+        .collect();
+    let scorer = SentenceScorer::new(model, BosPolicy::Tokenizer).expect("scorer");
+    let t0 = Instant::now();
+    let out = score_pairs(&scorer, &texts, Aggregate::Sum, None).expect("score");
+    let secs = t0.elapsed().as_secs_f64();
+    let acc = out.iter().filter(|o| o.correct).count() as f64 / out.len() as f64;
+    println!(
+        "{}",
+        json!({"impl": "negdiff", "pairs": out.len(), "seconds": secs, "pairs_per_s": out.len() as f64 / secs, "accuracy": acc})
+    );
+    let tmp = std::env::temp_dir().join("negdiff_torch_blimp.jsonl");
+    let script = repo.join("benches/torch_blimp.py");
+    let theirs = python(&[
+        script.to_str().unwrap_or_default(),
+        "--data",
+        dir.to_str().unwrap_or_default(),
+        "--per-paradigm",
+        &per.to_string(),
+        "--out",
+        tmp.to_str().unwrap_or_default(),
+    ]);
+    if let Some(v) = theirs.last() {
+        println!("{v}");
+        let agree = std::fs::read_to_string(&tmp)
+            .map(|t| {
+                t.lines()
+                    .zip(&out)
+                    .filter(|(l, o)| {
+                        serde_json::from_str::<Value>(l)
+                            .is_ok_and(|v| v["correct"].as_bool() == Some(o.correct))
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        if let Some(p) = v["pairs_per_s"].as_f64() {
+            println!(
+                "{}",
+                json!({"ratio_pairs_per_s": out.len() as f64 / secs / p, "verdicts_agreeing": agree, "pairs": out.len()})
+            );
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let what = args.first().map(String::as_str).unwrap_or("all");
+    let per: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = match LanguageModel::load(
+        &default_model_path().display().to_string(),
+        &default_device(),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("skipping: {e} (run scripts/setup.sh)");
+            return;
+        }
+    };
+    if what == "all" || what == "forward" {
+        forward(&model, repo);
+    }
+    if what == "all" || what == "blimp" {
+        blimp(&model, repo, per);
+    }
+}
