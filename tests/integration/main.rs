@@ -2,6 +2,8 @@
 
 mod bad_input;
 mod common;
+#[cfg(feature = "wgpu")]
+mod device_parity;
 mod gguf_reader;
 mod hub_cache;
 mod interventions;
