@@ -178,3 +178,40 @@ fn non_finite_activations_are_typed_errors() {
         other => panic!("expected NonFinite, got {other:?}"),
     }
 }
+
+#[test]
+fn multiple_choice_scores_continuations_given_the_context() {
+    use negdiff_eval::convention::BosPolicy;
+    use negdiff_eval::datasets::multiple_choice::load_multiple_choice;
+    use negdiff_eval::multiple_choice::score_multiple_choice;
+    use negdiff_eval::sentences::SentenceScorer;
+    let items = load_multiple_choice(&fixture("eval/mc_small.jsonl")).unwrap();
+    let model =
+        LanguageModel::from_hf_dir(&fixture("models/llama_gqa_tied"), &default_device()).unwrap();
+    let scorer = SentenceScorer::new(&model, BosPolicy::Tokenizer).unwrap();
+    let out = score_multiple_choice(&scorer, &items, None).unwrap();
+    assert_eq!(out.len(), items.len());
+    // Each choice's log-likelihood equals the difference of the full sequence's and the
+    // context's summed log-probabilities.
+    let item = &items[0];
+    let ctx = scorer.encode(&item.context).unwrap();
+    for (c, choice) in item.choices.iter().enumerate() {
+        let mut ids = ctx.clone();
+        ids.extend(model.tokenizer().encode_plain(choice).unwrap().ids);
+        let full = scorer.score_ids(&[ids, ctx.clone()], None).unwrap();
+        let want = full[0].sum - full[1].sum;
+        assert!(
+            (out[0].loglik[c] - want).abs() < 1e-4,
+            "{} vs {want}",
+            out[0].loglik[c]
+        );
+    }
+    if let Some(path) = smollm2() {
+        let model = LanguageModel::from_gguf(&path, &default_device()).unwrap();
+        let scorer = SentenceScorer::new(&model, BosPolicy::Tokenizer).unwrap();
+        let out = score_multiple_choice(&scorer, &items, None).unwrap();
+        let acc = out.iter().filter(|o| o.correct).count();
+        eprintln!("SmolLM2 on the 10 self-written items: {acc}/10");
+        assert!(acc >= 6, "SmolLM2 gets only {acc}/10 of easy items");
+    }
+}

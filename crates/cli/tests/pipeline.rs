@@ -337,3 +337,105 @@ fn reproduce_resumes_after_a_kill_and_gives_the_same_report() {
         "resumed run's report differs"
     );
 }
+
+/// The SmolLM2 GGUF (`scripts/setup.sh`), or `None` outside CI when absent.
+fn smollm2() -> Option<PathBuf> {
+    let p = std::env::var_os("NEGDIFF_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("NEGDIFF_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/negdiff")
+                })
+                .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("SmolLM2 missing at {}; CI must not skip", p.display());
+    }
+    eprintln!("SKIP: SmolLM2 not found at {}", p.display());
+    None
+}
+
+#[test]
+fn reproduce_runs_on_smollm2_with_a_small_subset() {
+    let (Some(model), Some(data)) = (smollm2(), data()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let stdout = ok(bin()
+        .arg("reproduce")
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "--score-tokens",
+            "1024",
+            "--window",
+            "512",
+            "--blimp-per-paradigm",
+            "1",
+            "--tse-per-case",
+            "1",
+            "--ppl-tokens",
+            "512",
+            "--ppl-window",
+            "256",
+            "--seeds",
+            "1",
+            "--match-steps",
+            "3",
+            "--sweep-group",
+            "10",
+            "--sweep-blimp-per-paradigm",
+            "1",
+            "--sweep-ppl-tokens",
+            "256",
+        ])
+        .output()
+        .unwrap());
+    assert!(stdout.contains("report.md"));
+    let table: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("main_table.json")).unwrap())
+            .unwrap();
+    let rows = table["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for r in rows {
+        assert_eq!(r["blimp"]["overall"]["n"], 67, "{}", r["name"]);
+        assert_eq!(r["tse"]["overall"]["n"], 72, "{}", r["name"]);
+        assert!(r["perplexity"].as_f64().unwrap() > 1.0);
+    }
+    // 1% of 1536 per layer, strictly above the 99th percentile: 16 per layer.
+    assert_eq!(rows[1]["n_neurons"], 480);
+    let pos: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pos_excess.json")).unwrap())
+            .unwrap();
+    assert!(
+        pos["wd-zero-negative"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["upos"] == "DET")
+    );
+    let sweep: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("layer_sweep.json")).unwrap())
+            .unwrap();
+    assert_eq!(sweep.as_array().unwrap().len(), 6);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for section in [
+        "## Wasserstein neurons",
+        "## Main table",
+        "## Excess surprisal by part of speech",
+        "## Layer by layer",
+        "Perplexity-matched control",
+    ] {
+        assert!(report.contains(section), "report lacks {section}");
+    }
+}

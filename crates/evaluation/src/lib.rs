@@ -27,6 +27,7 @@ pub mod convention;
 pub mod datasets;
 pub mod experiments;
 pub mod jsonl;
+pub mod multiple_choice;
 pub mod neuron_table;
 pub mod pairs;
 pub mod perplexity;

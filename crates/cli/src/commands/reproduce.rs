@@ -70,6 +70,9 @@ pub struct ReproduceArgs {
     /// BOS convention.
     #[arg(long, default_value = "tokenizer")]
     bos: BosPolicy,
+    /// Memory for exact scoring, GiB (more passes over the corpus beyond it).
+    #[arg(long, default_value_t = 2.0)]
+    memory_gb: f64,
     /// Paper-sized run: 30k scoring tokens (window 2048), 50 BLiMP pairs per paradigm, 20 TSE
     /// pairs per case, 20k perplexity tokens, 3 seeds, sweep per layer.
     #[arg(long)]
@@ -110,7 +113,9 @@ pub fn run(mut a: ReproduceArgs, device: &Device) -> anyhow::Result<()> {
             normal: NormalSource::Seeded(0),
             streaming: None,
             md: Some(MdSpec::default()),
-            memory_budget: 8 << 30,
+            // Exact scoring splits the layers into passes beyond this, so memory stays bounded
+            // whatever the number of corpus tokens.
+            memory_budget: (a.memory_gb * (1u64 << 30) as f64) as usize,
         },
         blimp_dir: a.data.join("blimp"),
         blimp_per_paradigm: Some(a.blimp_per_paradigm),
@@ -142,6 +147,41 @@ pub fn run(mut a: ReproduceArgs, device: &Device) -> anyhow::Result<()> {
     let t0 = std::time::Instant::now();
     let paths = reproduce(&model, &spec, &progress)?;
     eprintln!("done in {:.0} s", t0.elapsed().as_secs_f64());
+    if let Ok(text) = std::fs::read_to_string(a.out.join("main_table.json"))
+        && let Ok(t) = serde_json::from_str::<negdiff_eval::experiments::MainTable>(&text)
+    {
+        eprintln!(
+            "{:<28} {:>7} {:>8} {:>8} {:>11}",
+            "condition", "neurons", "BLiMP %", "TSE %", "perplexity"
+        );
+        for r in &t.rows {
+            let acc = |s: &Option<negdiff_eval::experiments::BenchmarkSummary>| {
+                s.as_ref().map_or(f64::NAN, |s| 100.0 * s.overall.accuracy)
+            };
+            eprintln!(
+                "{:<28} {:>7} {:>8.1} {:>8.1} {:>11.3}",
+                r.name,
+                r.n_neurons,
+                acc(&r.blimp),
+                acc(&r.tse),
+                r.perplexity.unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(m) = &t.matched {
+            eprintln!(
+                "perplexity-matched control: bottom {:.3}% per layer ({} neurons) reached perplexity {:.3}, target {:.3} ({})",
+                m.percent,
+                m.n_neurons,
+                m.achieved_perplexity,
+                m.target_perplexity,
+                if m.converged {
+                    "within tolerance"
+                } else {
+                    "not within tolerance"
+                }
+            );
+        }
+    }
     println!("{}", paths.markdown.display());
     println!("{}", paths.html.display());
     Ok(())
