@@ -1,6 +1,7 @@
 //! negdiff's integration tests, in one binary so that the heavy dependency tree links once.
 
 mod bad_input;
+mod benchmarks;
 mod common;
 #[cfg(feature = "wgpu")]
 mod device_parity;

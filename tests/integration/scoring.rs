@@ -49,8 +49,8 @@ fn streaming_matches_exact_on_smollm2_over_ud_ewt() {
     let a = NeuronSet::top_percent_per_layer("exact", &exact, 1.0).unwrap();
     let b = NeuronSet::top_percent_per_layer("streaming", &stream, 1.0).unwrap();
     let mut differing = 0;
-    for l in 0..exact.len() {
-        let mut sorted = exact[l].clone();
+    for (l, row) in exact.iter().enumerate() {
+        let mut sorted = row.clone();
         sorted.sort_by(|x, y| x.total_cmp(y));
         let threshold = negdiff_interventions::percentile_linear(&sorted, 99.0);
         for &n in a
@@ -61,9 +61,9 @@ fn streaming_matches_exact_on_smollm2_over_ud_ewt() {
         {
             differing += 1;
             assert!(
-                (exact[l][n] - threshold).abs() <= 2.0 * max_err,
+                (row[n] - threshold).abs() <= 2.0 * max_err,
                 "layer {l} neuron {n}: exact {} far from threshold {threshold}",
-                exact[l][n]
+                row[n]
             );
         }
     }
