@@ -7,6 +7,9 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench hooks` (needs scripts/setup.sh's model).
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use burn::tensor::Tensor;

@@ -11,6 +11,9 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench torch_compare [-- forward|blimp] [N]`
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use std::time::Instant;
 

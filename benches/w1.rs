@@ -9,6 +9,9 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo bench --bench w1 [-- TOKENS]`
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;

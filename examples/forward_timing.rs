@@ -5,6 +5,11 @@
 
 use std::time::Instant;
 
+// The same allocator as the `negdiff` binary: large tensors are reused instead of being
+// returned to the OS and faulted in again on every operation.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use negdiff::model::{LanguageModel, TokenBatch, default_model_path, device::default_device};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
