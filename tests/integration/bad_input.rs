@@ -164,7 +164,7 @@ fn truncated_and_corrupt_safetensors_are_errors() {
 
 #[test]
 fn truncated_and_corrupt_gguf_are_errors() {
-    let good = std::fs::read(fixture("gguf/quants.gguf")).unwrap();
+    let good = std::fs::read(fixture("gguf/quants.gguf.bin")).unwrap();
     let err = GgufFile::from_bytes("x.gguf", b"GGML\x03\0\0\0".to_vec()).unwrap_err();
     assert!(err.to_string().contains("bad magic"), "{err}");
     let err = GgufFile::from_bytes("x.gguf", b"GGU".to_vec()).unwrap_err();
@@ -216,7 +216,7 @@ fn exercise_safetensors(path: &Path) {
 #[test]
 fn random_bytes_and_truncations_never_panic() {
     let mut rng = ChaCha8Rng::seed_from_u64(2026);
-    let gguf = std::fs::read(fixture("gguf/quants.gguf")).unwrap();
+    let gguf = std::fs::read(fixture("gguf/quants.gguf.bin")).unwrap();
     let st = std::fs::read(fixture("models/llama_gqa_tied/model.safetensors")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let st_path = tmp.path().join("fuzz.safetensors");

@@ -7,7 +7,7 @@ use crate::common::{fixture, read_tensors};
 
 #[test]
 fn every_supported_type_dequantises_like_gguf_py() {
-    let file = GgufFile::open(&fixture("gguf/quants.gguf")).unwrap();
+    let file = GgufFile::open(&fixture("gguf/quants.gguf.bin")).unwrap();
     let expected = read_tensors(&fixture("gguf/quants_expected.safetensors"));
     assert_eq!(expected.len(), 8);
     for (name, exp) in &expected {
@@ -22,7 +22,7 @@ fn every_supported_type_dequantises_like_gguf_py() {
 
 #[test]
 fn metadata_of_every_type_is_read() {
-    let file = GgufFile::open(&fixture("gguf/quants.gguf")).unwrap();
+    let file = GgufFile::open(&fixture("gguf/quants.gguf.bin")).unwrap();
     assert_eq!(file.get("test.u32"), Some(&GgufValue::U32(7)));
     assert_eq!(file.get("test.i32"), Some(&GgufValue::I32(-7)));
     assert_eq!(file.get("test.f32"), Some(&GgufValue::F32(0.5)));
@@ -51,7 +51,7 @@ fn metadata_of_every_type_is_read() {
 
 #[test]
 fn unsupported_tensor_type_is_a_typed_error_naming_file_and_tensor() {
-    let path = fixture("gguf/quants.gguf");
+    let path = fixture("gguf/quants.gguf.bin");
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.info("q4_k").unwrap().ggml_type, GgmlType::Other(12));
     match file.tensor_f32("q4_k") {
