@@ -396,7 +396,9 @@ pub fn blimp_unit(
             (
                 vec![
                     format!("term:{}", p.linguistics_term),
-                    format!("field:{}", p.field),
+                    // BLiMP spells one field two ways (`syntax_semantics` in 13 paradigms,
+                    // `syntax/semantics` in principle_A_case_2): group them as one.
+                    format!("field:{}", p.field.replace('/', "_")),
                     format!("paradigm:{}", p.uid),
                 ],
                 l,
