@@ -10,7 +10,8 @@ pub fn default_device() -> Device {
 }
 
 /// Parses a device name: `cpu` (alias `flex`), `wgpu` (feature `wgpu`; `wgpu:cpu` forces a
-/// software adapter), `cuda` or `cuda:N` (feature `cuda`).
+/// software adapter), `cuda` or `cuda:N` (feature `cuda`), `ndarray` (feature `ndarray`: burn's
+/// older CPU backend, for comparisons).
 pub fn parse_device(name: &str) -> Result<Device> {
     let unknown = |why: &str| {
         ModelError::InvalidInput(format!(
@@ -20,6 +21,9 @@ pub fn parse_device(name: &str) -> Result<Device> {
     };
     match name {
         "cpu" | "flex" => Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        "ndarray" => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "wgpu")]
@@ -35,6 +39,8 @@ pub fn parse_device(name: &str) -> Result<Device> {
         }
         s if s.starts_with("wgpu") => Err(unknown("built without the `wgpu` feature")),
         s if s.starts_with("cuda") => Err(unknown("built without the `cuda` feature")),
+        #[cfg(not(feature = "ndarray"))]
+        "ndarray" => Err(unknown("built without the `ndarray` feature")),
         _ => Err(unknown("not a device name")),
     }
 }
@@ -47,5 +53,7 @@ pub fn available_devices() -> Vec<&'static str> {
     v.extend(["wgpu", "wgpu:cpu"]);
     #[cfg(feature = "cuda")]
     v.extend(["cuda", "cuda:N"]);
+    #[cfg(feature = "ndarray")]
+    v.push("ndarray");
     v
 }
