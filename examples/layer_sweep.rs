@@ -53,11 +53,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kind", "layers", "BLiMP %", "perplexity"
     );
     for r in rows {
+        let layers = match (r.layers.first(), r.layers.last()) {
+            (Some(first), Some(last)) => format!("{first}-{last}"),
+            _ => "none".into(),
+        };
         println!(
-            "{:<11} {:>3}-{:<3} {:>8.1} {:>10.3}",
+            "{:<11} {:>7} {:>8.1} {:>10.3}",
             r.kind,
-            r.layers.first().unwrap_or(&0),
-            r.layers.last().unwrap_or(&0),
+            layers,
             r.summary
                 .blimp
                 .as_ref()

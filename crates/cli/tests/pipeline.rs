@@ -427,7 +427,11 @@ fn reproduce_runs_on_smollm2_with_a_small_subset() {
     let sweep: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("layer_sweep.json")).unwrap())
             .unwrap();
-    assert_eq!(sweep.as_array().unwrap().len(), 6);
+    // The unedited model on the sweep's subsets, then 3 groups alone and 3 cumulative.
+    let sweep = sweep.as_array().unwrap();
+    assert_eq!(sweep.len(), 7);
+    assert_eq!(sweep[0]["kind"], "baseline");
+    assert_eq!(sweep[0]["summary"]["n_neurons"], 0);
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for section in [
         "## Wasserstein neurons",

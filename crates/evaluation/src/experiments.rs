@@ -811,7 +811,8 @@ fn pick(a: (f64, usize, f64), b: (f64, usize, f64), base: f64, target: f64) -> (
 /// One row of the per-layer sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepRow {
-    /// `single` (these layers alone) or `cumulative` (all layers up to the last).
+    /// `baseline` (no edit, on the sweep's own subsets), `single` (these layers alone) or
+    /// `cumulative` (all layers up to the last).
     pub kind: String,
     /// The layers edited.
     pub layers: Vec<usize>,
@@ -820,7 +821,8 @@ pub struct SweepRow {
 }
 
 /// Zero-negative on the WD set one group of `group` layers at a time, and on the first k
-/// groups cumulatively.
+/// groups cumulatively; the first row is the unedited model on the same data, since the sweep
+/// usually runs on smaller subsets than the main table.
 pub fn layer_sweep(
     model: &LanguageModel,
     data: &BenchmarkData,
@@ -832,7 +834,19 @@ pub fn layer_sweep(
 ) -> Result<Vec<SweepRow>> {
     let n_layers = model.dims().n_layers;
     let group = group.max(1);
-    let mut rows = Vec::new();
+    let baseline = evaluate_condition(
+        model,
+        data,
+        spec,
+        &Condition::baseline(),
+        &dir.join("sweep"),
+        progress,
+    )?;
+    let mut rows = vec![SweepRow {
+        kind: "baseline".into(),
+        layers: Vec::new(),
+        summary: baseline,
+    }];
     let groups: Vec<Vec<usize>> = (0..n_layers)
         .collect::<Vec<_>>()
         .chunks(group)

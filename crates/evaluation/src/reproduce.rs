@@ -206,6 +206,17 @@ pub fn reproduce(
         .unwrap_or(Value::Null);
     let blimp_files = files_with_ext(&spec.blimp_dir, "jsonl")?;
     let tse_files = files_with_ext(&spec.tse_dir, "pickle")?;
+    // A resumed run reports the peak over the invocations that built this directory (the
+    // scoring step's, from its manifest, and the previous completed run's), not just the last one.
+    let previous_peak = std::fs::read_to_string(out.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|m| m["peak_rss_bytes"].as_u64());
+    let peak_rss = peak_rss_bytes()
+        .into_iter()
+        .chain(previous_peak)
+        .chain(score_manifest["peak_rss_bytes"].as_u64())
+        .max();
     let manifest = json!({
         "model": {
             "source": model.info().source,
@@ -239,7 +250,7 @@ pub fn reproduce(
             "scores": score_manifest["conventions"],
         },
         "versions": {"negdiff": env!("CARGO_PKG_VERSION")},
-        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_rss_bytes": peak_rss,
     });
     write_manifest(out, &manifest)?;
 

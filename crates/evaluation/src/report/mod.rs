@@ -499,6 +499,17 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
                     .collect(),
             ));
         }
+        // The unedited model on the sweep's subsets, drawn as a flat reference line.
+        if let Some(base) = sweep.iter().find(|r| r.kind == "baseline") {
+            let acc = base
+                .summary
+                .blimp
+                .as_ref()
+                .map_or(f64::NAN, |s| 100.0 * s.overall.accuracy);
+            let ppl = base.summary.perplexity.unwrap_or(f64::NAN);
+            series_acc.push(("baseline (no edit)".into(), vec![acc; x.len()]));
+            series_ppl.push(("baseline (no edit)".into(), vec![ppl; x.len()]));
+        }
         let acc_plot = LinePlot {
             title: "BLiMP accuracy, zero-negative on WD neurons of these layers".into(),
             x_label: "last layer of the group".into(),
@@ -533,11 +544,10 @@ pub fn write_report(dir: &Path, input: &ReportInput) -> Result<ReportPaths> {
                 .map(|r| {
                     vec![
                         r.kind.clone(),
-                        format!(
-                            "{}-{}",
-                            r.layers.first().unwrap_or(&0),
-                            r.layers.last().unwrap_or(&0)
-                        ),
+                        match (r.layers.first(), r.layers.last()) {
+                            (Some(first), Some(last)) => format!("{first}-{last}"),
+                            _ => "none".into(),
+                        },
                         r.summary.n_neurons.to_string(),
                         r.summary
                             .blimp
