@@ -121,15 +121,45 @@ fn blimp(model: &LanguageModel, repo: &Path, per: usize) {
         .iter()
         .map(|p| (p.sentence_good.as_str(), p.sentence_bad.as_str()))
         .collect();
+    // Plain length-bucketed rows first, then prefix-tree packing (the default), same pairs.
+    let plain = SentenceScorer::new(model, BosPolicy::Tokenizer)
+        .expect("scorer")
+        .with_prefix_sharing(None);
+    let t0 = Instant::now();
+    let out_plain = score_pairs(&plain, &texts, Aggregate::Sum, None).expect("score");
+    let secs_plain = t0.elapsed().as_secs_f64();
     let scorer = SentenceScorer::new(model, BosPolicy::Tokenizer).expect("scorer");
     let t0 = Instant::now();
     let out = score_pairs(&scorer, &texts, Aggregate::Sum, None).expect("score");
     let secs = t0.elapsed().as_secs_f64();
-    let acc = out.iter().filter(|o| o.correct).count() as f64 / out.len() as f64;
+    let accuracy = |o: &[negdiff_eval::pairs::PairOutcome]| {
+        o.iter().filter(|o| o.correct).count() as f64 / o.len() as f64
+    };
+    let max_diff = out
+        .iter()
+        .zip(&out_plain)
+        .map(|(a, b)| {
+            (a.score_good - b.score_good)
+                .abs()
+                .max((a.score_bad - b.score_bad).abs())
+        })
+        .fold(0f64, f64::max);
+    let same = out
+        .iter()
+        .zip(&out_plain)
+        .filter(|(a, b)| a.correct == b.correct)
+        .count();
     println!(
         "{}",
-        json!({"impl": "negdiff", "pairs": out.len(), "seconds": secs, "pairs_per_s": out.len() as f64 / secs, "accuracy": acc})
+        json!({"impl": "negdiff plain rows", "pairs": out.len(), "seconds": secs_plain, "pairs_per_s": out.len() as f64 / secs_plain, "accuracy": accuracy(&out_plain)})
     );
+    println!(
+        "{}",
+        json!({"impl": "negdiff prefix trees", "pairs": out.len(), "seconds": secs, "pairs_per_s": out.len() as f64 / secs, "accuracy": accuracy(&out), "speedup_vs_plain": secs_plain / secs, "max_abs_score_diff_vs_plain": max_diff, "verdicts_equal_to_plain": same})
+    );
+    if std::env::var("NEGDIFF_PYTHON").is_ok_and(|p| p == "none") {
+        return;
+    }
     let tmp = std::env::temp_dir().join("negdiff_torch_blimp.jsonl");
     let script = repo.join("benches/torch_blimp.py");
     let theirs = python(&[

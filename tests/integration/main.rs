@@ -9,5 +9,6 @@ mod gguf_reader;
 mod hub_cache;
 mod interventions;
 mod model_parity;
+mod packing;
 mod scoring;
 mod smollm2;

@@ -117,6 +117,11 @@ pub struct EvalSpec {
     pub chunk: usize,
     /// Padded tokens per forward pass.
     pub batch_tokens: usize,
+    /// Tokens per prefix-tree row when sentences share prefixes
+    /// ([`SentenceScorer::with_prefix_sharing`]); `None`: plain rows (files written before
+    /// prefix sharing existed read as `None`, which is how they were computed).
+    #[serde(default)]
+    pub prefix_row_tokens: Option<usize>,
 }
 
 impl Default for EvalSpec {
@@ -126,6 +131,7 @@ impl Default for EvalSpec {
             ppl_window: 512,
             chunk: 256,
             batch_tokens: crate::sentences::DEFAULT_BATCH_TOKENS,
+            prefix_row_tokens: Some(negdiff_model::packing::DEFAULT_ROW_TOKENS),
         }
     }
 }
@@ -286,7 +292,9 @@ pub fn evaluate_condition(
     }
     let edit = cond.prepare(model)?;
     let iv: Option<&dyn Intervention> = edit.as_ref().map(|e| e as &dyn Intervention);
-    let scorer = SentenceScorer::new(model, spec.bos)?.with_batch_tokens(spec.batch_tokens);
+    let scorer = SentenceScorer::new(model, spec.bos)?
+        .with_batch_tokens(spec.batch_tokens)
+        .with_prefix_sharing(spec.prefix_row_tokens);
 
     let blimp = if data.blimp.is_empty() {
         None

@@ -109,6 +109,9 @@ pub fn ppl_windows(
 }
 
 /// Per-token NLLs of `windows`, one list per window (`-log p` of each scored token).
+///
+/// Windows of one text share no prefix, so they run as plain rows whatever the scorer's
+/// prefix-sharing setting.
 pub fn window_nlls(
     scorer: &SentenceScorer<'_>,
     windows: &[PplWindow],
@@ -116,7 +119,7 @@ pub fn window_nlls(
 ) -> Result<Vec<Vec<f32>>> {
     let seqs: Vec<Vec<u32>> = windows.iter().map(|w| w.ids.clone()).collect();
     Ok(scorer
-        .score_ids(&seqs, intervention)?
+        .score_rows(&seqs, intervention)?
         .into_iter()
         .map(|s| s.token_logprobs.into_iter().map(|lp| -lp).collect())
         .collect())

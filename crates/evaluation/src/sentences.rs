@@ -1,6 +1,7 @@
 //! Scoring sentences by their tokens' log-probabilities, in length-bucketed batches.
 
 use negdiff_interventions::{Intervention, attach};
+use negdiff_model::packing::{DEFAULT_ROW_TOKENS, pack_prefix_trees};
 use negdiff_model::{LanguageModel, TokenBatch};
 
 use crate::convention::{Aggregate, BosPolicy};
@@ -38,6 +39,8 @@ pub struct SentenceScorer<'m> {
     policy: BosPolicy,
     bos: Option<u32>,
     batch_tokens: usize,
+    /// Tokens per prefix-tree row; `None` runs every sequence in a plain row of its own.
+    tree_row_tokens: Option<usize>,
 }
 
 impl<'m> SentenceScorer<'m> {
@@ -58,6 +61,7 @@ impl<'m> SentenceScorer<'m> {
             policy,
             bos,
             batch_tokens: DEFAULT_BATCH_TOKENS,
+            tree_row_tokens: Some(DEFAULT_ROW_TOKENS),
         })
     }
 
@@ -65,6 +69,21 @@ impl<'m> SentenceScorer<'m> {
     pub fn with_batch_tokens(mut self, n: usize) -> Self {
         self.batch_tokens = n.max(1);
         self
+    }
+
+    /// Shares prefixes between sequences (on by default): sequences are packed into prefix-tree
+    /// rows of at most `row_tokens` tokens ([`negdiff_model::packing`]), so a prefix common to
+    /// several sentences (a minimal pair's shared start, a template's opening) runs once. Scores
+    /// equal those of separate rows up to float rounding. `None` runs each sentence in a plain
+    /// row of its own, as one would feed it alone (for interventions that read positions).
+    pub fn with_prefix_sharing(mut self, row_tokens: Option<usize>) -> Self {
+        self.tree_row_tokens = row_tokens.map(|n| n.max(1));
+        self
+    }
+
+    /// Tokens per prefix-tree row, if prefixes are shared.
+    pub fn prefix_sharing(&self) -> Option<usize> {
+        self.tree_row_tokens
     }
 
     /// The policy asked for.
@@ -90,10 +109,58 @@ impl<'m> SentenceScorer<'m> {
         Ok(ids)
     }
 
-    /// Scores token sequences (each at least one token), batching sequences of similar length
-    /// together. Results come back in input order. The batches depend only on `seqs`, so the
-    /// same list always gives bit-identical scores.
+    /// Scores token sequences (each at least one token), sharing prefixes (see
+    /// [`with_prefix_sharing`](Self::with_prefix_sharing)) or batching sequences of similar
+    /// length together. Results come back in input order. The batches depend only on `seqs`,
+    /// so the same list always gives bit-identical scores.
     pub fn score_ids(
+        &self,
+        seqs: &[Vec<u32>],
+        intervention: Option<&dyn Intervention>,
+    ) -> Result<Vec<SentenceScore>> {
+        if let Some(i) = seqs.iter().position(Vec::is_empty) {
+            return Err(EvalError::Settings(format!("sequence {i} has no tokens")));
+        }
+        match self.tree_row_tokens {
+            Some(row_tokens) => self.score_packed(seqs, row_tokens, intervention),
+            None => self.score_rows(seqs, intervention),
+        }
+    }
+
+    fn score_packed(
+        &self,
+        seqs: &[Vec<u32>],
+        row_tokens: usize,
+        intervention: Option<&dyn Intervention>,
+    ) -> Result<Vec<SentenceScore>> {
+        // A sequence of one token has no scored token and is in no pack.
+        let mut out: Vec<SentenceScore> = seqs
+            .iter()
+            .map(|s| SentenceScore {
+                n_tokens: s.len(),
+                n_scored: 0,
+                token_logprobs: Vec::new(),
+                sum: 0.0,
+            })
+            .collect();
+        for packed in pack_prefix_trees(seqs, row_tokens, self.batch_tokens)? {
+            let mut hooks = self.model.hooks();
+            if let Some(iv) = intervention {
+                attach(&mut hooks, iv)?;
+            }
+            let lps = self.model.packed_next_token_logprobs(&packed, &mut hooks)?;
+            for (member, lp) in packed.members.iter().zip(lps) {
+                let score = &mut out[member.index];
+                score.sum = lp.iter().map(|&v| v as f64).sum();
+                score.n_scored = lp.len();
+                score.token_logprobs = lp;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plain rows, length-bucketed (no prefix sharing).
+    pub(crate) fn score_rows(
         &self,
         seqs: &[Vec<u32>],
         intervention: Option<&dyn Intervention>,

@@ -26,12 +26,13 @@ pub mod device;
 mod error;
 pub mod hub;
 mod model;
+pub mod packing;
 pub mod source;
 pub mod tokenizer;
 pub mod weights;
 
-pub use arch::{CausalLm, ModelDims};
-pub use batch::TokenBatch;
+pub use arch::{CausalLm, ModelDims, TokenLayout};
+pub use batch::{TokenBatch, TreeRow};
 pub use config::{Activation, ArchConfig};
 pub use error::{ModelError, Result};
 pub use model::{LanguageModel, ModelInfo};

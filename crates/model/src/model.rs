@@ -14,6 +14,7 @@ use crate::batch::TokenBatch;
 use crate::config::{ArchConfig, LlamaConfig};
 use crate::error::{ModelError, Result};
 use crate::hub;
+use crate::packing::PackedBatch;
 use crate::source::ModelSource;
 use crate::tokenizer::Tokenizer;
 use crate::weights::WeightSource;
@@ -273,11 +274,11 @@ impl LanguageModel {
             }
         }
         if let Some(limit) = self.model.max_faithful_len()
-            && batch.seq_len() > limit
+            && batch.span() > limit
         {
             return Err(ModelError::InvalidInput(format!(
                 "sequence of {} tokens exceeds the sliding window of {limit}, which negdiff does not implement",
-                batch.seq_len()
+                batch.span()
             )));
         }
         Ok(())
@@ -292,7 +293,8 @@ impl LanguageModel {
         self.check_batch(batch)?;
         let tokens = batch.to_tensor(self.pad_id, &self.device);
         let ctx = batch.context(&self.device);
-        self.model.forward_hidden(tokens, &ctx, hooks)
+        let layout = batch.layout(&self.device);
+        self.model.forward_hidden(tokens, &layout, &ctx, hooks)
     }
 
     /// Logits `[batch, pos, vocab]` (padding positions hold unspecified values).
@@ -323,45 +325,109 @@ impl LanguageModel {
         batch: &TokenBatch,
         hidden: Tensor<3>,
     ) -> Result<Vec<Vec<f32>>> {
-        let [b, t, d] = hidden.dims();
-        let mut rows = Vec::new();
-        let mut targets = Vec::new();
+        let t = batch.seq_len();
+        let mut requests = Vec::new();
         for (i, s) in batch.sequences().iter().enumerate() {
             for pos in 0..s.len().saturating_sub(1) {
-                rows.push((i * t + pos) as i64);
-                targets.push(s[pos + 1] as i64);
+                requests.push((i * t + pos, s[pos + 1]));
             }
         }
-        let mut flat_lp = Vec::with_capacity(rows.len());
-        if !rows.is_empty() {
-            let flat = hidden.reshape([b * t, d]);
-            for (row_chunk, tgt_chunk) in rows
-                .chunks(LOGIT_CHUNK_ROWS)
-                .zip(targets.chunks(LOGIT_CHUNK_ROWS))
-            {
-                let n = row_chunk.len();
-                let idx: Tensor<1, Int> =
-                    Tensor::from_data(TensorData::new(row_chunk.to_vec(), [n]), &self.device);
-                let tgt: Tensor<2, Int> =
-                    Tensor::from_data(TensorData::new(tgt_chunk.to_vec(), [n, 1]), &self.device);
-                let logits = self.model.unembed(flat.clone().select(0, idx)); // [n, vocab]
-                // log_softmax(x)[target] = (x_t - max) - log Σ exp(x - max)
-                let max = logits.clone().max_dim(1); // [n, 1]
-                let shifted = logits - max;
-                let log_norm = shifted.clone().exp().sum_dim(1).log(); // [n, 1]
-                let lp = shifted.gather(1, tgt) - log_norm;
-                flat_lp.extend(
-                    lp.try_into_vec_as::<f32>()
-                        .map_err(|e| ModelError::Readback(e.to_string()))?,
-                );
-            }
-        }
-        let mut out = Vec::with_capacity(b);
+        let flat_lp = self.logprobs_at(hidden, &requests)?;
+        let mut out = Vec::with_capacity(batch.len());
         let mut k = 0;
         for s in batch.sequences() {
             let n = s.len().saturating_sub(1);
             out.push(flat_lp[k..k + n].to_vec());
             k += n;
+        }
+        Ok(out)
+    }
+
+    /// `log p(target | position)` for each `(position, target)` request, where `position`
+    /// indexes the flattened `[batch · pos]` rows of `hidden`.
+    ///
+    /// Each distinct position is unembedded once, in chunks of [`LOGIT_CHUNK_ROWS`] rows (memory
+    /// stays bounded for any batch); several requests may share a position (prefix trees).
+    pub fn logprobs_at(&self, hidden: Tensor<3>, requests: &[(usize, u32)]) -> Result<Vec<f32>> {
+        let [b, t, d] = hidden.dims();
+        let vocab = self.model.dims().vocab_size;
+        if let Some(&(p, tgt)) = requests
+            .iter()
+            .find(|&&(p, tgt)| p >= b * t || tgt as usize >= vocab)
+        {
+            return Err(ModelError::InvalidInput(format!(
+                "log-prob request (position {p}, token {tgt}) outside [{}, {vocab})",
+                b * t
+            )));
+        }
+        // Requests grouped by position; positions in order.
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by_key(|&r| (requests[r].0, r));
+        let mut positions: Vec<usize> = order.iter().map(|&r| requests[r].0).collect();
+        positions.dedup();
+        let mut out = vec![0f32; requests.len()];
+        let flat = hidden.reshape([b * t, d]);
+        let mut next = 0; // first request of `order` not yet answered
+        for chunk in positions.chunks(LOGIT_CHUNK_ROWS) {
+            let n = chunk.len();
+            let last = chunk[n - 1];
+            let mut gather = Vec::new(); // local row · vocab + target
+            let mut gather_rows = Vec::new(); // local row
+            let mut answered = Vec::new(); // request index
+            while next < order.len() && requests[order[next]].0 <= last {
+                let (p, tgt) = requests[order[next]];
+                // `chunk` is sorted: the local row is its index there.
+                let local = chunk.partition_point(|&c| c < p);
+                gather.push((local * vocab + tgt as usize) as i64);
+                gather_rows.push(local as i64);
+                answered.push(order[next]);
+                next += 1;
+            }
+            let rows: Tensor<1, Int> = Tensor::from_data(
+                TensorData::new(chunk.iter().map(|&p| p as i64).collect(), [n]),
+                &self.device,
+            );
+            let logits = self.model.unembed(flat.clone().select(0, rows)); // [n, vocab]
+            // log_softmax(x)[target] = (x_t - max) - log Σ exp(x - max)
+            let max = logits.clone().max_dim(1); // [n, 1]
+            let shifted = logits - max;
+            let log_norm = shifted.clone().exp().sum_dim(1).log().reshape([n]);
+            let m = gather.len();
+            let gather: Tensor<1, Int> =
+                Tensor::from_data(TensorData::new(gather, [m]), &self.device);
+            let gather_rows: Tensor<1, Int> =
+                Tensor::from_data(TensorData::new(gather_rows, [m]), &self.device);
+            let lp =
+                shifted.reshape([n * vocab]).select(0, gather) - log_norm.select(0, gather_rows);
+            let lp = lp
+                .try_into_vec_as::<f32>()
+                .map_err(|e| ModelError::Readback(e.to_string()))?;
+            for (r, v) in answered.into_iter().zip(lp) {
+                out[r] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Next-token log-probabilities of the sequences packed in `packed` (one entry per
+    /// [`PackedSequence`](crate::packing::PackedSequence), in its order), computed on the
+    /// packed prefix-tree rows: each shared prefix runs once.
+    pub fn packed_next_token_logprobs(
+        &self,
+        packed: &PackedBatch,
+        hooks: &mut HookRegistry<'_>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let hidden = self.forward_hidden(&packed.batch, hooks)?;
+        let mut requests = Vec::new();
+        for m in &packed.members {
+            requests.extend(m.nodes.iter().copied().zip(m.targets.iter().copied()));
+        }
+        let flat = self.logprobs_at(hidden, &requests)?;
+        let mut out = Vec::with_capacity(packed.members.len());
+        let mut k = 0;
+        for m in &packed.members {
+            out.push(flat[k..k + m.nodes.len()].to_vec());
+            k += m.nodes.len();
         }
         Ok(out)
     }

@@ -9,7 +9,8 @@ use negdiff_eval::experiments::{blimp_unit, no_progress, ppl_unit, tse_unit};
 use negdiff_eval::perplexity::TokenizedText;
 use negdiff_eval::sentences::SentenceScorer;
 use negdiff_interventions::Intervention;
-use negdiff_model::Device;
+use negdiff_model::packing::DEFAULT_ROW_TOKENS;
+use negdiff_model::{Device, LanguageModel};
 use negdiff_scoring::corpus::{Corpus, CorpusFormat};
 use serde_json::json;
 
@@ -26,6 +27,18 @@ pub struct Common {
     /// Padded tokens per forward pass.
     #[arg(long, default_value_t = 2048)]
     batch_tokens: usize,
+    /// Run every sentence in a plain row of its own instead of sharing prefixes between
+    /// sentences (prefix trees; same scores up to float rounding, fewer tokens to run).
+    #[arg(long)]
+    no_prefix_sharing: bool,
+}
+
+impl Common {
+    fn scorer<'m>(&self, model: &'m LanguageModel) -> anyhow::Result<SentenceScorer<'m>> {
+        Ok(SentenceScorer::new(model, self.bos)?
+            .with_batch_tokens(self.batch_tokens)
+            .with_prefix_sharing((!self.no_prefix_sharing).then_some(DEFAULT_ROW_TOKENS)))
+    }
 }
 
 /// Arguments of `negdiff blimp`.
@@ -101,8 +114,7 @@ pub fn blimp(args: BlimpArgs, device: &Device) -> anyhow::Result<()> {
     let edit = args.common.intervene.build(&model)?;
     let iv = edit.as_ref().map(|e| e as &dyn Intervention);
     let pairs = load_blimp(&args.data, None, args.per_paradigm)?;
-    let scorer =
-        SentenceScorer::new(&model, args.common.bos)?.with_batch_tokens(args.common.batch_tokens);
+    let scorer = args.common.scorer(&model)?;
     fresh(&args.out, args.resume)?;
     let bar = super::progress::bar("BLiMP", pairs.len() as u64);
     let t0 = std::time::Instant::now();
@@ -130,8 +142,7 @@ pub fn tse(args: TseArgs, device: &Device) -> anyhow::Result<()> {
     let edit = args.common.intervene.build(&model)?;
     let iv = edit.as_ref().map(|e| e as &dyn Intervention);
     let pairs = load_tse(&args.data, args.per_case)?;
-    let scorer =
-        SentenceScorer::new(&model, args.common.bos)?.with_batch_tokens(args.common.batch_tokens);
+    let scorer = args.common.scorer(&model)?;
     fresh(&args.out, args.resume)?;
     let bar = super::progress::bar("TSE", pairs.len() as u64);
     let t0 = std::time::Instant::now();

@@ -9,6 +9,7 @@ use negdiff_eval::datasets::blimp::load_blimp;
 use negdiff_eval::experiments::{BenchmarkData, EvalSpec, PplText, checkpoint_sweep};
 use negdiff_interventions::NeuronSet;
 use negdiff_model::Device;
+use negdiff_model::packing::DEFAULT_ROW_TOKENS;
 use negdiff_scoring::corpus::{Corpus, CorpusFormat, WindowSpec};
 use negdiff_scoring::pipeline::{NormalSource, ScoreSpec};
 
@@ -45,6 +46,10 @@ pub struct CheckpointArgs {
     /// Perplexity window.
     #[arg(long, default_value_t = 512)]
     ppl_window: usize,
+    /// Run every sentence in a plain row of its own instead of sharing prefixes between
+    /// sentences (prefix trees; same scores up to float rounding, fewer tokens to run).
+    #[arg(long)]
+    no_prefix_sharing: bool,
     /// BOS convention.
     #[arg(long, default_value = "tokenizer")]
     bos: BosPolicy,
@@ -107,6 +112,7 @@ pub fn run(a: CheckpointArgs, device: &Device) -> anyhow::Result<()> {
     let spec = EvalSpec {
         bos: a.bos,
         ppl_window: a.ppl_window,
+        prefix_row_tokens: (!a.no_prefix_sharing).then_some(DEFAULT_ROW_TOKENS),
         ..EvalSpec::default()
     };
     let progress = |label: &str, n: u64| super::progress::bar(label, n);

@@ -8,6 +8,7 @@ use negdiff_eval::report::{ReportInput, WdTables, write_report};
 use negdiff_eval::reproduce::{ReproduceSpec, reproduce};
 use negdiff_interventions::NeuronSet;
 use negdiff_model::Device;
+use negdiff_model::packing::DEFAULT_ROW_TOKENS;
 use negdiff_scoring::corpus::WindowSpec;
 use negdiff_scoring::md::MdSpec;
 use negdiff_scoring::pipeline::{NormalSource, ScoreSpec};
@@ -46,6 +47,10 @@ pub struct ReproduceArgs {
     /// Perplexity window.
     #[arg(long, default_value_t = 512)]
     ppl_window: usize,
+    /// Run every sentence in a plain row of its own instead of sharing prefixes between
+    /// sentences (prefix trees; same scores up to float rounding, fewer tokens to run).
+    #[arg(long)]
+    no_prefix_sharing: bool,
     /// Percent of neurons per layer selected as Wasserstein neurons.
     #[arg(long, default_value_t = 1.0)]
     top: f64,
@@ -126,6 +131,7 @@ pub fn run(mut a: ReproduceArgs, device: &Device) -> anyhow::Result<()> {
         eval: EvalSpec {
             bos: a.bos,
             ppl_window: a.ppl_window,
+            prefix_row_tokens: (!a.no_prefix_sharing).then_some(DEFAULT_ROW_TOKENS),
             ..EvalSpec::default()
         },
         main: MainTableSpec {

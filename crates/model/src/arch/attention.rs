@@ -5,12 +5,20 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
 /// `softmax(q kᵀ · scale + causal) v` for `q: [b, h, t, d]`, `k, v: [b, kv_h, t, d]`, returning
-/// `[b, t, h·d]`. Each group of `h / kv_h` query heads shares one key/value head.
+/// `[b, t, h·d]`. Each group of `h / kv_h` query heads shares one key/value head. `blocked`
+/// (`[b, 1, t, t]`, `true` = may not attend) further restricts the causal pattern, as packed
+/// prefix trees need.
 ///
 /// Batches are right-padded, so the causal mask alone keeps every real token from attending to
 /// padding: padding only ever follows the real tokens of its row. The backend's fused attention
 /// (burn-flex: tiled, online softmax for long sequences) does the work.
-pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) -> Tensor<3> {
+pub fn causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    scale: f64,
+    blocked: Option<Tensor<4, Bool>>,
+) -> Tensor<3> {
     let [b, h, t, d] = q.dims();
     let kv_h = k.dims()[1];
     let (k, v) = if kv_h == h {
@@ -29,7 +37,8 @@ pub fn causal_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, scale: f64) ->
         softcap: None,
         is_causal: true,
     };
-    attention(q, k, v, None, None, options)
+    let blocked = blocked.map(|m| m.expand([b, h, t, t]));
+    attention(q, k, v, blocked, None, options)
         .swap_dims(1, 2)
         .reshape([b, t, h * d])
 }
@@ -41,6 +50,7 @@ pub fn causal_attention_reference(
     k: Tensor<4>,
     v: Tensor<4>,
     scale: f64,
+    blocked: Option<Tensor<4, Bool>>,
 ) -> Tensor<3> {
     let [b, h, t, d] = q.dims();
     let kv_h = k.dims()[1];
@@ -51,9 +61,13 @@ pub fn causal_attention_reference(
             .reshape([b, h, t, d])
     };
     let (k, v) = (expand(k), expand(v));
-    let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &q.device());
+    let causal = Tensor::<2, Bool>::tril_mask([t, t], 0, &q.device()).unsqueeze::<4>();
+    let mask = match blocked {
+        Some(m) => m.bool_or(causal.expand([b, 1, t, t])),
+        None => causal,
+    };
     let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-    let scores = scores.mask_fill(mask.unsqueeze::<4>(), f32::NEG_INFINITY);
+    let scores = scores.mask_fill(mask, f32::NEG_INFINITY);
     burn::tensor::activation::softmax(scores, 3)
         .matmul(v)
         .swap_dims(1, 2)
@@ -73,10 +87,10 @@ mod tests {
             let k = Tensor::<4>::random([b, kv, t, d], Distribution::Normal(0.0, 1.0), &dev);
             let v = Tensor::<4>::random([b, kv, t, d], Distribution::Normal(0.0, 1.0), &dev);
             let s = 1.0 / (d as f64).sqrt();
-            let a: Vec<f32> = causal_attention(q.clone(), k.clone(), v.clone(), s)
+            let a: Vec<f32> = causal_attention(q.clone(), k.clone(), v.clone(), s, None)
                 .try_into_vec_as::<f32>()
                 .unwrap();
-            let r: Vec<f32> = causal_attention_reference(q, k, v, s)
+            let r: Vec<f32> = causal_attention_reference(q, k, v, s, None)
                 .try_into_vec_as::<f32>()
                 .unwrap();
             let err = a

@@ -12,13 +12,13 @@
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, module::embedding};
+use burn::tensor::{Bool, Device, Int, Tensor, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
 use super::attention::causal_attention;
 use super::layers::{LayerNorm, Linear, activate, upload};
 use super::rope::Rotary;
-use super::{CausalLm, ModelDims};
+use super::{CausalLm, ModelDims, TokenLayout};
 use crate::config::{Activation, GptNeoxConfig};
 use crate::error::{ModelError, Result};
 use crate::weights::WeightSource;
@@ -47,8 +47,9 @@ impl Attention {
         &self,
         x: Tensor<3>,
         rotary: &Rotary,
-        cos: &Tensor<2>,
-        sin: &Tensor<2>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        blocked: Option<Tensor<4, Bool>>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, d) = (self.n_heads, self.head_dim);
@@ -64,7 +65,8 @@ impl Attention {
         let q = rotary.apply(q, cos, sin);
         let k = rotary.apply(k, cos, sin);
         let scale = 1.0 / (d as f64).sqrt();
-        self.dense.forward(causal_attention(q, k, v, scale))
+        self.dense
+            .forward(causal_attention(q, k, v, scale, blocked))
     }
 }
 
@@ -238,19 +240,24 @@ impl CausalLm for GptNeox {
     fn forward_hidden(
         &self,
         tokens: Tensor<2, Int>,
+        layout: &TokenLayout,
         batch: &BatchContext,
         hooks: &mut HookRegistry<'_>,
     ) -> Result<Tensor<3>> {
         let device = tokens.device();
         let t = tokens.dims()[1];
-        let (cos, sin) = self.rotary.tables(t, &device);
+        let (cos, sin) = layout.rotary_tables(&self.rotary, t, &device);
+        let blocked = layout.blocked();
         let mut x = embedding(self.embed_in.clone(), tokens); // [b, t, d_model]
         for (i, block) in self.blocks.iter().enumerate() {
             let site = |point| HookSite::new(i, point);
             // [b, t, d_model]
             let resid_pre = hooks.run(site(HookPoint::ResidPre), x, batch)?;
             let attn_in = block.input_layernorm.forward(resid_pre.clone());
-            let attn_out = block.attention.forward(attn_in, &self.rotary, &cos, &sin);
+            let attn_out =
+                block
+                    .attention
+                    .forward(attn_in, &self.rotary, &cos, &sin, blocked.clone());
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             // Parallel residual: the MLP reads the block input; otherwise the attention-updated stream.
             let (mlp_in, mid) = if self.parallel_residual {

@@ -10,13 +10,13 @@
 //! The neuron pre-activation (`mlp.hook_pre`) is `W_gate h`, the input of SiLU; `W_up h` is
 //! `mlp.hook_pre_linear`. Attention uses full RoPE and grouped-query key/value heads.
 
-use burn::tensor::{Device, Int, Tensor, module::embedding};
+use burn::tensor::{Bool, Device, Int, Tensor, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
 use super::attention::causal_attention;
 use super::layers::{Linear, RmsNorm, activate, upload};
 use super::rope::Rotary;
-use super::{CausalLm, ModelDims};
+use super::{CausalLm, ModelDims, TokenLayout};
 use crate::config::{Activation, LlamaConfig, RopeSpec};
 use crate::error::{ModelError, Result};
 use crate::weights::WeightSource;
@@ -49,8 +49,9 @@ impl Attention {
         &self,
         x: Tensor<3>,
         rotary: &Rotary,
-        cos: &Tensor<2>,
-        sin: &Tensor<2>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        blocked: Option<Tensor<4, Bool>>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let d = self.head_dim;
@@ -61,7 +62,8 @@ impl Attention {
         let q = rotary.apply(q, cos, sin);
         let k = rotary.apply(k, cos, sin);
         let scale = 1.0 / (d as f64).sqrt();
-        self.o_proj.forward(causal_attention(q, k, v, scale))
+        self.o_proj
+            .forward(causal_attention(q, k, v, scale, blocked))
     }
 }
 
@@ -220,12 +222,14 @@ impl CausalLm for Llama {
     fn forward_hidden(
         &self,
         tokens: Tensor<2, Int>,
+        layout: &TokenLayout,
         batch: &BatchContext,
         hooks: &mut HookRegistry<'_>,
     ) -> Result<Tensor<3>> {
         let device = tokens.device();
         let t = tokens.dims()[1];
-        let (cos, sin) = self.rotary.tables(t, &device);
+        let (cos, sin) = layout.rotary_tables(&self.rotary, t, &device);
+        let blocked = layout.blocked();
         let mut x = embedding(self.embed_tokens.clone(), tokens); // [b, t, d_model]
         for (i, block) in self.blocks.iter().enumerate() {
             let site = |point| HookSite::new(i, point);
@@ -236,6 +240,7 @@ impl CausalLm for Llama {
                 &self.rotary,
                 &cos,
                 &sin,
+                blocked.clone(),
             );
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             let mid = resid_pre + attn_out;

@@ -7,11 +7,14 @@
 pub mod attention;
 pub mod gpt_neox;
 pub mod layers;
+pub mod layout;
 pub mod llama;
 pub mod rope;
 
 use burn::tensor::{Device, Int, Tensor};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry};
+
+pub use layout::TokenLayout;
 
 use crate::config::{Activation, ArchConfig, RopeSpec};
 use crate::error::Result;
@@ -61,11 +64,12 @@ pub trait CausalLm: Send + Sync {
         None
     }
 
-    /// Runs embedding, every block and the final norm on right-padded `tokens: [batch, pos]`,
-    /// calling `hooks` at each site; returns `[batch, pos, d_model]`.
+    /// Runs embedding, every block and the final norm on right-padded `tokens: [batch, pos]`
+    /// placed as `layout` says, calling `hooks` at each site; returns `[batch, pos, d_model]`.
     fn forward_hidden(
         &self,
         tokens: Tensor<2, Int>,
+        layout: &TokenLayout,
         batch: &BatchContext,
         hooks: &mut HookRegistry<'_>,
     ) -> Result<Tensor<3>>;

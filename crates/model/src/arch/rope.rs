@@ -101,7 +101,9 @@ impl Rotary {
 
     /// Rotates the first `rotary_dim` dimensions of `x: [batch, heads, pos, head_dim]`:
     /// `x·cos + rotate_half(x)·sin`, leaving the rest unchanged.
-    pub fn apply(&self, x: Tensor<4>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<4> {
+    /// `cos` and `sin` are `[1 | batch, 1, pos, rotary_dim]` (see
+    /// [`TokenLayout::rotary_tables`](super::TokenLayout::rotary_tables)).
+    pub fn apply(&self, x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
         let [_, _, _, head_dim] = x.dims();
         let dim = self.rotary_dim;
         if dim == 0 {
@@ -119,9 +121,7 @@ impl Rotary {
         let x1 = rot.clone().narrow(3, 0, half);
         let x2 = rot.clone().narrow(3, half, half);
         let rotated_half = Tensor::cat(vec![x2.neg(), x1], 3);
-        let cos = cos.clone().unsqueeze::<4>();
-        let sin = sin.clone().unsqueeze::<4>();
-        let out = rot * cos + rotated_half * sin;
+        let out = rot * cos.clone() + rotated_half * sin.clone();
         match pass {
             Some(pass) => Tensor::cat(vec![out, pass], 3),
             None => out,
