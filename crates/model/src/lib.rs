@@ -24,6 +24,7 @@ pub mod batch;
 pub mod config;
 pub mod device;
 mod error;
+pub mod fastmath;
 pub mod hub;
 mod model;
 pub mod packing;

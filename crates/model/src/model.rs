@@ -13,6 +13,7 @@ use crate::arch::{self, CausalLm, ModelDims};
 use crate::batch::TokenBatch;
 use crate::config::{ArchConfig, LlamaConfig};
 use crate::error::{ModelError, Result};
+use crate::fastmath::log_sum_exp;
 use crate::hub;
 use crate::packing::PackedBatch;
 use crate::source::ModelSource;
@@ -371,15 +372,12 @@ impl LanguageModel {
         for chunk in positions.chunks(LOGIT_CHUNK_ROWS) {
             let n = chunk.len();
             let last = chunk[n - 1];
-            let mut gather = Vec::new(); // local row · vocab + target
-            let mut gather_rows = Vec::new(); // local row
+            let mut gather = Vec::new(); // (local row, target)
             let mut answered = Vec::new(); // request index
             while next < order.len() && requests[order[next]].0 <= last {
                 let (p, tgt) = requests[order[next]];
                 // `chunk` is sorted: the local row is its index there.
-                let local = chunk.partition_point(|&c| c < p);
-                gather.push((local * vocab + tgt as usize) as i64);
-                gather_rows.push(local as i64);
+                gather.push((chunk.partition_point(|&c| c < p), tgt as usize));
                 answered.push(order[next]);
                 next += 1;
             }
@@ -388,20 +386,39 @@ impl LanguageModel {
                 &self.device,
             );
             let logits = self.model.unembed(flat.clone().select(0, rows)); // [n, vocab]
-            // log_softmax(x)[target] = (x_t - max) - log Σ exp(x - max)
-            let max = logits.clone().max_dim(1); // [n, 1]
-            let shifted = logits - max;
-            let log_norm = shifted.clone().exp().sum_dim(1).log().reshape([n]);
-            let m = gather.len();
-            let gather: Tensor<1, Int> =
-                Tensor::from_data(TensorData::new(gather, [m]), &self.device);
-            let gather_rows: Tensor<1, Int> =
-                Tensor::from_data(TensorData::new(gather_rows, [m]), &self.device);
-            let lp =
-                shifted.reshape([n * vocab]).select(0, gather) - log_norm.select(0, gather_rows);
-            let lp = lp
-                .try_into_vec_as::<f32>()
-                .map_err(|e| ModelError::Readback(e.to_string()))?;
+            let lp = if self.device == Device::flex() {
+                // CPU: the logits are already in host memory (read without a copy); the
+                // normaliser is a vectorised log-sum-exp (see `fastmath`).
+                let data = logits
+                    .try_into_data()
+                    .map_err(|e| ModelError::Readback(e.to_string()))?;
+                let values = data
+                    .as_slice::<f32>()
+                    .map_err(|e| ModelError::Readback(format!("logits: {e:?}")))?;
+                let log_norm: Vec<f32> = values.chunks_exact(vocab).map(log_sum_exp).collect();
+                gather
+                    .iter()
+                    .map(|&(row, tgt)| values[row * vocab + tgt] - log_norm[row])
+                    .collect()
+            } else {
+                // log_softmax(x)[target] = (x_t - max) - log Σ exp(x - max)
+                let max = logits.clone().max_dim(1); // [n, 1]
+                let shifted = logits - max;
+                let log_norm = shifted.clone().exp().sum_dim(1).log().reshape([n]);
+                let m = gather.len();
+                let flat_idx: Vec<i64> = gather
+                    .iter()
+                    .map(|&(r, t)| (r * vocab + t) as i64)
+                    .collect();
+                let row_idx: Vec<i64> = gather.iter().map(|&(r, _)| r as i64).collect();
+                let flat_idx: Tensor<1, Int> =
+                    Tensor::from_data(TensorData::new(flat_idx, [m]), &self.device);
+                let row_idx: Tensor<1, Int> =
+                    Tensor::from_data(TensorData::new(row_idx, [m]), &self.device);
+                (shifted.reshape([n * vocab]).select(0, flat_idx) - log_norm.select(0, row_idx))
+                    .try_into_vec_as::<f32>()
+                    .map_err(|e| ModelError::Readback(e.to_string()))?
+            };
             for (r, v) in answered.into_iter().zip(lp) {
                 out[r] = v;
             }

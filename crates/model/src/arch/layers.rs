@@ -4,6 +4,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use crate::config::Activation;
 use crate::error::Result;
+use crate::fastmath;
 use crate::weights::{HostTensor, WeightSource};
 
 /// Copies a host tensor to the device.
@@ -183,7 +184,26 @@ pub fn activate(x: Tensor<3>, act: Activation) -> Tensor<3> {
     match act {
         Activation::Gelu => activation::gelu(x),
         Activation::GeluTanh => activation::gelu_approximate(x),
-        Activation::Silu => activation::silu(x),
+        Activation::Silu => silu(x),
         Activation::Relu => activation::relu(x),
+    }
+}
+
+/// SiLU; on the CPU device the vectorised host kernel of [`crate::fastmath`] (burn's CPU
+/// backend calls scalar `expf` per element), elsewhere burn's.
+fn silu(x: Tensor<3>) -> Tensor<3> {
+    let device = x.device();
+    if device != Device::flex() {
+        return activation::silu(x);
+    }
+    let shape = x.dims();
+    // Reading a CPU tensor cannot fail; should it ever, burn's own SiLU on a copy still
+    // gives the right values.
+    match x.clone().try_into_vec_as::<f32>() {
+        Ok(mut values) => {
+            fastmath::silu_in_place(&mut values);
+            Tensor::from_data(TensorData::new(values, shape), &device)
+        }
+        Err(_) => activation::silu(x),
     }
 }
