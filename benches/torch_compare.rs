@@ -9,7 +9,9 @@
 //! `NEGDIFF_PYTHON` (default `python3`; needs torch, transformers, gguf). Run on a quiet
 //! machine: two-thread OpenMP slows down several-fold when anything else runs.
 //!
-//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench torch_compare [-- forward|blimp] [N]`
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench torch_compare [-- forward|blimp|tokens] [N]`
+//! (`NEGDIFF_PYTHON=none` skips the PyTorch side; `tokens` only counts the tokens a full BLiMP
+//! run feeds with and without prefix trees.)
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,8 +23,11 @@ use negdiff_eval::convention::{Aggregate, BosPolicy};
 use negdiff_eval::datasets::blimp::load_blimp;
 use negdiff_eval::pairs::score_pairs;
 use negdiff_eval::sentences::SentenceScorer;
-use negdiff_model::{LanguageModel, TokenBatch, default_model_path, device::default_device};
+use negdiff_model::packing::{DEFAULT_ROW_TOKENS, pack_prefix_trees};
+use negdiff_model::{LanguageModel, TokenBatch};
 use serde_json::{Value, json};
+
+mod common;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -112,10 +117,7 @@ fn forward(model: &LanguageModel, repo: &Path) {
 }
 
 fn blimp(model: &LanguageModel, repo: &Path, per: usize) {
-    let data = std::env::var_os("NEGDIFF_DATA")
-        .map(Into::into)
-        .unwrap_or_else(|| repo.join("../shared/data"));
-    let dir = Path::new(&data).join("blimp");
+    let dir = common::data_dir().join("blimp");
     let pairs = load_blimp(&dir, None, Some(per)).expect("BLiMP");
     let texts: Vec<(&str, &str)> = pairs
         .iter()
@@ -193,6 +195,47 @@ fn blimp(model: &LanguageModel, repo: &Path, per: usize) {
     }
 }
 
+/// Tokens a BLiMP run feeds the model with and without prefix trees, over all pairs, packed in
+/// the 256-pair chunks `negdiff blimp` / `reproduce` score at a time (no model run).
+fn tokens(model: &LanguageModel) {
+    let pairs = load_blimp(&common::data_dir().join("blimp"), None, None).expect("BLiMP");
+    let scorer = SentenceScorer::new(model, BosPolicy::Tokenizer).expect("scorer");
+    let (mut sentence_tokens, mut inputs, mut padded_plain, mut tree_tokens, mut tree_padded) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    for chunk in pairs.chunks(256) {
+        let mut seqs = Vec::with_capacity(2 * chunk.len());
+        for p in chunk {
+            seqs.push(scorer.encode(&p.sentence_good).expect("encode"));
+            seqs.push(scorer.encode(&p.sentence_bad).expect("encode"));
+        }
+        sentence_tokens += seqs.iter().map(Vec::len).sum::<usize>();
+        inputs += seqs.iter().map(|s| s.len() - 1).sum::<usize>();
+        // Plain rows: length-bucketed batches of <= 2048 padded tokens, whole sentences.
+        let mut lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        lens.sort_unstable();
+        let mut start = 0;
+        while start < lens.len() {
+            let mut end = start + 1;
+            while end < lens.len() && lens[end] * (end + 1 - start) <= 2048 {
+                end += 1;
+            }
+            padded_plain += lens[end - 1] * (end - start);
+            start = end;
+        }
+        for b in pack_prefix_trees(&seqs, DEFAULT_ROW_TOKENS, 2048).expect("pack") {
+            tree_tokens += b.batch.n_tokens();
+            tree_padded += b.batch.len() * b.batch.seq_len();
+        }
+    }
+    println!(
+        "{}",
+        json!({"pairs": pairs.len(), "sentence_tokens": sentence_tokens, "input_tokens": inputs,
+               "plain_padded_tokens": padded_plain, "tree_tokens": tree_tokens,
+               "tree_padded_tokens": tree_padded,
+               "plain_padded_over_tree_padded": padded_plain as f64 / tree_padded as f64})
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -201,20 +244,16 @@ fn main() {
     let what = args.first().map(String::as_str).unwrap_or("all");
     let per: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = match LanguageModel::load(
-        &default_model_path().display().to_string(),
-        &default_device(),
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("skipping: {e} (run scripts/setup.sh)");
-            return;
-        }
+    let Some(model) = common::default_model_or_skip() else {
+        return;
     };
     if what == "all" || what == "forward" {
         forward(&model, repo);
     }
     if what == "all" || what == "blimp" {
         blimp(&model, repo, per);
+    }
+    if what == "tokens" {
+        tokens(&model);
     }
 }

@@ -17,12 +17,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use indicatif::ProgressBar;
-use negdiff_model::{LanguageModel, default_model_path, device::default_device};
 use negdiff_scoring::collect::{ActivationConsumer, collect, collected_tokens};
 use negdiff_scoring::corpus::{Corpus, CorpusFormat, TokenStream, WindowSpec};
 use negdiff_scoring::exact::ExactStore;
 use negdiff_scoring::w1::{NormalQuantiles, score_layer, seeded_normal_sample};
 use serde_json::json;
+
+mod common;
 
 /// Writes a 2-D little-endian f32 `.npy` (C order).
 fn write_npy_2d(path: &Path, data: &[f32], rows: usize, cols: usize) -> std::io::Result<()> {
@@ -48,18 +49,9 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(30_000);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = std::env::var_os("NEGDIFF_DATA")
-        .map(Into::into)
-        .unwrap_or_else(|| repo.join("../shared/data"));
-    let model = match LanguageModel::load(
-        &default_model_path().display().to_string(),
-        &default_device(),
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("skipping: {e} (run scripts/setup.sh)");
-            return;
-        }
+    let data = common::data_dir();
+    let Some(model) = common::default_model_or_skip() else {
+        return;
     };
     let corpus_path = Path::new(&data).join("ud_ewt/en_ewt-ud-dev.conllu");
     let corpus = Corpus::load(&corpus_path, CorpusFormat::Conllu).expect("UD EWT dev");

@@ -74,8 +74,10 @@ impl<'m> SentenceScorer<'m> {
     /// Shares prefixes between sequences (on by default): sequences are packed into prefix-tree
     /// rows of at most `row_tokens` tokens ([`negdiff_model::packing`]), so a prefix common to
     /// several sentences (a minimal pair's shared start, a template's opening) runs once. Scores
-    /// equal those of separate rows up to float rounding. `None` runs each sentence in a plain
-    /// row of its own, as one would feed it alone (for interventions that read positions).
+    /// equal those of separate rows up to float rounding. Hooks then see tree rows (a shared
+    /// prefix once, positions by depth): built-in edits act per neuron and are unaffected, but an
+    /// intervention that reads positions or accumulates statistics over tokens (a recorder)
+    /// should run with `None`, which feeds each sentence whole in a plain row, as alone.
     pub fn with_prefix_sharing(mut self, row_tokens: Option<usize>) -> Self {
         self.tree_row_tokens = row_tokens.map(|n| n.max(1));
         self

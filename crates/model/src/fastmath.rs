@@ -173,7 +173,10 @@ mod tests {
         silu_in_place(&mut special);
         assert!(special[0].is_nan());
         assert_eq!(special[1], f32::INFINITY);
-        assert!(special[2].is_nan(), "-inf · σ(-inf) = -inf · 0, NaN as in PyTorch");
+        assert!(
+            special[2].is_nan(),
+            "-inf · σ(-inf) = -inf · 0, NaN as in PyTorch"
+        );
     }
 
     #[test]
