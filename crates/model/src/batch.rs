@@ -32,6 +32,16 @@ pub struct TreeRow {
     pub parents: Vec<Option<usize>>,
 }
 
+impl TreeRow {
+    /// A row with no tokens yet.
+    pub fn empty() -> Self {
+        TreeRow {
+            tokens: Vec::new(),
+            parents: Vec::new(),
+        }
+    }
+}
+
 impl TokenBatch {
     /// A batch of the given sequences. Empty batches and empty sequences are errors.
     pub fn new(seqs: Vec<Vec<u32>>) -> Result<Self> {

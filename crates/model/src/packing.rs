@@ -141,15 +141,6 @@ impl RowBuilder {
     }
 }
 
-impl TreeRow {
-    fn empty() -> Self {
-        TreeRow {
-            tokens: Vec::new(),
-            parents: Vec::new(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
