@@ -274,13 +274,13 @@ impl LanguageModel {
                 )));
             }
         }
-        if let Some(limit) = self.model.max_faithful_len()
-            && batch.span() > limit
-        {
-            return Err(ModelError::InvalidInput(format!(
-                "sequence of {} tokens exceeds the sliding window of {limit}, which negdiff does not implement",
-                batch.span()
-            )));
+        if let Some(limit) = self.model.max_faithful_len() {
+            let span = batch.span();
+            if span > limit {
+                return Err(ModelError::InvalidInput(format!(
+                    "sequence of {span} tokens exceeds the sliding window of {limit}, which negdiff does not implement"
+                )));
+            }
         }
         Ok(())
     }
@@ -334,14 +334,8 @@ impl LanguageModel {
             }
         }
         let flat_lp = self.logprobs_at(hidden, &requests)?;
-        let mut out = Vec::with_capacity(batch.len());
-        let mut k = 0;
-        for s in batch.sequences() {
-            let n = s.len().saturating_sub(1);
-            out.push(flat_lp[k..k + n].to_vec());
-            k += n;
-        }
-        Ok(out)
+        let lens = batch.sequences().iter().map(|s| s.len().saturating_sub(1));
+        Ok(split_by_lengths(&flat_lp, lens))
     }
 
     /// `log p(target | position)` for each `(position, target)` request, where `position`
@@ -440,13 +434,10 @@ impl LanguageModel {
             requests.extend(m.nodes.iter().copied().zip(m.targets.iter().copied()));
         }
         let flat = self.logprobs_at(hidden, &requests)?;
-        let mut out = Vec::with_capacity(packed.members.len());
-        let mut k = 0;
-        for m in &packed.members {
-            out.push(flat[k..k + m.nodes.len()].to_vec());
-            k += m.nodes.len();
-        }
-        Ok(out)
+        Ok(split_by_lengths(
+            &flat,
+            packed.members.iter().map(|m| m.nodes.len()),
+        ))
     }
 
     /// Greedy decoding: appends `n` argmax tokens to `prompt` and returns only the new ones.
@@ -477,6 +468,18 @@ impl LanguageModel {
         }
         Ok(generated)
     }
+}
+
+/// Cuts `flat` into consecutive pieces of the given lengths (which sum to its length).
+fn split_by_lengths(flat: &[f32], lengths: impl Iterator<Item = usize>) -> Vec<Vec<f32>> {
+    let mut k = 0;
+    lengths
+        .map(|n| {
+            let piece = flat[k..k + n].to_vec();
+            k += n;
+            piece
+        })
+        .collect()
 }
 
 fn weights_files(dir: &Path) -> Vec<PathBuf> {
