@@ -14,6 +14,7 @@ use std::ffi::{CStr, c_char, c_int};
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
+use negdiff_model::gemm::PackedMatrix;
 use serde_json::json;
 
 type Sgemm = unsafe extern "C" fn(
@@ -92,6 +93,13 @@ impl OpenBlas {
     }
 }
 
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     f();
     (0..reps)
@@ -136,16 +144,23 @@ fn main() {
                 .expect("read back");
         });
         let mut row = json!({"m": m, "k": k, "n": n, "burn_gflops": flops / burn_s / 1e9});
+        let xs = x.clone().try_into_vec_as::<f32>().expect("read back");
+        let ws = w.clone().try_into_vec_as::<f32>().expect("read back");
+        // negdiff's own kernel: weights packed once (not timed, as at model load).
+        let packed = PackedMatrix::pack(k, &[(&ws[..], n)]).expect("pack");
+        let mut packed_out = vec![0f32; m * n];
+        let packed_s = best_of(5, || {
+            packed
+                .matmul(&xs, m, &mut [&mut packed_out[..]])
+                .expect("packed matmul")
+        });
+        row["packed_gflops"] = json!(flops / packed_s / 1e9);
+        row["packed_over_burn"] = json!(burn_s / packed_s);
+        row["packed_max_abs_diff"] = json!(max_abs_diff(&packed_out, &burn_out));
         if let Ok(b) = &blas {
-            let xs = x.clone().try_into_vec_as::<f32>().expect("read back");
-            let ws = w.clone().try_into_vec_as::<f32>().expect("read back");
             let mut out = Vec::new();
             let blas_s = best_of(5, || out = b.matmul_nt(&xs, &ws, m, k, n));
-            let diff = out
-                .iter()
-                .zip(&burn_out)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let diff = max_abs_diff(&out, &burn_out);
             row["openblas_gflops"] = json!(flops / blas_s / 1e9);
             row["openblas_over_burn"] = json!(burn_s / blas_s);
             row["max_abs_diff"] = json!(diff);

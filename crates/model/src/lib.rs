@@ -25,6 +25,7 @@ pub mod config;
 pub mod device;
 mod error;
 pub mod fastmath;
+pub mod gemm;
 pub mod hub;
 mod model;
 pub mod packing;

@@ -302,7 +302,7 @@ impl LanguageModel {
     pub fn logits(&self, batch: &TokenBatch, hooks: &mut HookRegistry<'_>) -> Result<Tensor<3>> {
         let hidden = self.forward_hidden(batch, hooks)?;
         let [b, t, d] = hidden.dims();
-        let logits = self.model.unembed(hidden.reshape([b * t, d]));
+        let logits = self.model.unembed(hidden.reshape([b * t, d]))?;
         let v = logits.dims()[1];
         Ok(logits.reshape([b, t, v]))
     }
@@ -379,7 +379,7 @@ impl LanguageModel {
                 TensorData::new(chunk.iter().map(|&p| p as i64).collect(), [n]),
                 &self.device,
             );
-            let logits = self.model.unembed(flat.clone().select(0, rows)); // [n, vocab]
+            let logits = self.model.unembed(flat.clone().select(0, rows))?; // [n, vocab]
             let lp = if self.device == Device::flex() {
                 // CPU: the logits are already in host memory (read without a copy); the
                 // normaliser is a vectorised log-sum-exp (see `fastmath`).
@@ -454,7 +454,7 @@ impl LanguageModel {
             let hidden = self.forward_hidden(&batch, hooks)?;
             let [_, t, d] = hidden.dims();
             let last = hidden.narrow(1, t - 1, 1).reshape([1, d]);
-            let logits = self.model.unembed(last);
+            let logits = self.model.unembed(last)?;
             let next = logits
                 .argmax(1)
                 .try_into_vec_as::<i64>()

@@ -50,13 +50,13 @@ impl Attention {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         blocked: Option<Tensor<4, Bool>>,
-    ) -> Tensor<3> {
+    ) -> Result<Tensor<3>> {
         let [b, t, _] = x.dims();
         let (h, d) = (self.n_heads, self.head_dim);
         // [b, t, 3·h·d] → [b, h, t, 3d] → q | k | v along the last axis (per-head layout).
         let qkv = self
             .query_key_value
-            .forward(x)
+            .forward(x)?
             .reshape([b, t, h, 3 * d])
             .swap_dims(1, 2);
         let q = qkv.clone().narrow(3, 0, d);
@@ -187,7 +187,7 @@ impl GptNeox {
         let final_layer_norm = LayerNorm::load(w, "gpt_neox.final_layer_norm", d, eps, device)?;
         n_params += final_layer_norm.n_params();
         let embed_out = if cfg.tie_word_embeddings && !w.contains("embed_out.weight") {
-            Linear::from_host(embed, None, device)
+            Linear::from_host(embed, None, device)?
         } else {
             let l = Linear::load(w, "embed_out", d, cfg.vocab_size, false, device)?;
             n_params += l.n_params();
@@ -257,7 +257,7 @@ impl CausalLm for GptNeox {
             let attn_out =
                 block
                     .attention
-                    .forward(attn_in, &self.rotary, &cos, &sin, blocked.clone());
+                    .forward(attn_in, &self.rotary, &cos, &sin, blocked.clone())?;
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             // Parallel residual: the MLP reads the block input; otherwise the attention-updated stream.
             let (mlp_in, mid) = if self.parallel_residual {
@@ -274,7 +274,7 @@ impl CausalLm for GptNeox {
             };
             let mlp_in = hooks.run(site(HookPoint::MlpIn), mlp_in, batch)?;
             // [b, t, d_mlp]: the neuron pre-activation (dense_h_to_4h output).
-            let pre = block.mlp.dense_h_to_4h.forward(mlp_in);
+            let pre = block.mlp.dense_h_to_4h.forward(mlp_in)?;
             let pre = hooks.run(site(HookPoint::MlpPre), pre, batch)?;
             let act_site = site(HookPoint::MlpAct);
             let act = activate(pre.clone(), self.activation);
@@ -285,7 +285,7 @@ impl CausalLm for GptNeox {
             };
             let post = hooks.run(site(HookPoint::MlpPost), act, batch)?;
             // [b, t, d_model]
-            let mlp_out = block.mlp.dense_4h_to_h.forward(post);
+            let mlp_out = block.mlp.dense_4h_to_h.forward(post)?;
             let mlp_out = hooks.run(site(HookPoint::MlpOut), mlp_out, batch)?;
             let resid_post = match mid {
                 None => mlp_out + attn_out + resid_pre,
@@ -296,7 +296,7 @@ impl CausalLm for GptNeox {
         Ok(self.final_layer_norm.forward(x))
     }
 
-    fn unembed(&self, hidden: Tensor<2>) -> Tensor<2> {
+    fn unembed(&self, hidden: Tensor<2>) -> Result<Tensor<2>> {
         self.embed_out.forward_2d(hidden)
     }
 }

@@ -1,10 +1,13 @@
 //! Building blocks shared by the architectures: linear maps, norms, activations.
 
+use std::sync::Arc;
+
 use burn::tensor::{Device, Tensor, TensorData, activation};
 
 use crate::config::Activation;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::fastmath;
+use crate::gemm::PackedMatrix;
 use crate::weights::{HostTensor, WeightSource};
 
 /// Copies a host tensor to the device.
@@ -13,13 +16,31 @@ pub fn upload<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(t.data, shape), device)
 }
 
-/// `y = x Wᵀ + b`, with `W` stored transposed (`[in, out]`) so the matmul reads it row-major.
+/// `y = x Wᵀ + b`: one linear map, or several of the same input computed in one pass
+/// (*segments*: the query, key and value projections; gate and up), each with its own output.
+///
+/// On the CPU device the weights are packed once for [`crate::gemm`] (faster than burn's CPU
+/// matmul, which re-packs them on every call); on other devices `W` is stored transposed
+/// (`[in, Σ out]`) so that burn's matmul reads it row-major.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight_t: Tensor<2>,
-    bias: Option<Tensor<1>>,
+    weight: LinearWeight,
+    /// Biases of all segments, concatenated.
+    bias: Option<LinearBias>,
     d_in: usize,
-    d_out: usize,
+    widths: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum LinearWeight {
+    Device(Box<Tensor<2>>),
+    Packed(Arc<PackedMatrix>),
+}
+
+#[derive(Debug, Clone)]
+enum LinearBias {
+    Device(Box<Tensor<1>>),
+    Host(Arc<Vec<f32>>),
 }
 
 impl Linear {
@@ -33,58 +54,205 @@ impl Linear {
         bias: bool,
         device: &Device,
     ) -> Result<Self> {
-        let weight = w.tensor_shaped(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        Ok(Self::from_host(
-            weight,
+        Self::load_fused(w, &[(prefix, d_out)], d_in, bias, device)
+    }
+
+    /// Reads several maps of the same input (`{prefix}.weight`, `[d_out, d_in]` each, and
+    /// `{prefix}.bias` if `bias`) into one layer whose [`forward_parts`](Self::forward_parts)
+    /// returns one output per prefix.
+    pub fn load_fused(
+        w: &dyn WeightSource,
+        parts: &[(&str, usize)],
+        d_in: usize,
+        bias: bool,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut weights = Vec::with_capacity(parts.len());
+        let mut biases = Vec::with_capacity(parts.len());
+        for &(prefix, d_out) in parts {
+            weights.push(w.tensor_shaped(&format!("{prefix}.weight"), &[d_out, d_in])?);
             if bias {
-                Some(w.tensor_shaped(&format!("{prefix}.bias"), &[d_out])?)
-            } else {
-                None
-            },
-            device,
-        ))
+                biases.push(w.tensor_shaped(&format!("{prefix}.bias"), &[d_out])?);
+            }
+        }
+        Self::from_host_parts(weights, bias.then_some(biases), device, packs_on(device))
     }
 
     /// Builds the layer from a `[d_out, d_in]` weight and optional bias already on the host.
-    pub fn from_host(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Self {
-        let (d_out, d_in) = (weight.shape[0], weight.shape[1]);
-        Linear {
-            weight_t: upload(weight.transposed(), device),
-            bias: bias.map(|b| upload(b, device)),
-            d_in,
-            d_out,
+    pub fn from_host(
+        weight: HostTensor,
+        bias: Option<HostTensor>,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::from_host_parts(
+            vec![weight],
+            bias.map(|b| vec![b]),
+            device,
+            packs_on(device),
+        )
+    }
+
+    /// Builds a fused layer from `[d_out_i, d_in]` weights (and biases) on the host, packed
+    /// for the host kernel if `pack` (CPU device only) or as a device tensor.
+    fn from_host_parts(
+        weights: Vec<HostTensor>,
+        biases: Option<Vec<HostTensor>>,
+        device: &Device,
+        pack: bool,
+    ) -> Result<Self> {
+        let shape_error =
+            || ModelError::InvalidInput("linear layer with inconsistent shapes".into());
+        let d_in = *weights
+            .first()
+            .and_then(|w| w.shape.get(1))
+            .ok_or_else(shape_error)?;
+        if weights
+            .iter()
+            .any(|w| w.shape.len() != 2 || w.shape[1] != d_in)
+        {
+            return Err(shape_error());
+        }
+        let widths: Vec<usize> = weights.iter().map(|w| w.shape[0]).collect();
+        let bias: Option<Vec<f32>> = biases.map(|b| b.into_iter().flat_map(|t| t.data).collect());
+        if bias
+            .as_ref()
+            .is_some_and(|b| b.len() != widths.iter().sum::<usize>())
+        {
+            return Err(shape_error());
+        }
+        let total: usize = widths.iter().sum();
+        if pack {
+            let segments: Vec<(&[f32], usize)> =
+                weights.iter().map(|w| (&w.data[..], w.shape[0])).collect();
+            Ok(Linear {
+                weight: LinearWeight::Packed(Arc::new(PackedMatrix::pack(d_in, &segments)?)),
+                bias: bias.map(|b| LinearBias::Host(Arc::new(b))),
+                d_in,
+                widths,
+            })
+        } else {
+            let mut data = Vec::with_capacity(d_in * total);
+            for w in weights {
+                data.extend(w.data);
+            }
+            let stacked = HostTensor {
+                shape: vec![total, d_in],
+                data,
+            };
+            Ok(Linear {
+                weight: LinearWeight::Device(Box::new(upload(stacked.transposed(), device))),
+                bias: bias.map(|b| {
+                    LinearBias::Device(Box::new(Tensor::from_data(
+                        TensorData::new(b, [total]),
+                        device,
+                    )))
+                }),
+                d_in,
+                widths,
+            })
         }
     }
 
-    /// Applies the map to `[batch, pos, d_in]`.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, t, _] = x.dims();
-        let y = x.reshape([b * t, self.d_in]).matmul(self.weight_t.clone());
-        let y = match &self.bias {
-            Some(bias) => y + bias.clone().unsqueeze_dim(0),
-            None => y,
-        };
-        y.reshape([b, t, self.d_out])
+    /// Applies the map to `[batch, pos, d_in]` (all segments, concatenated).
+    pub fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>> {
+        let mut parts = self.forward_parts(x)?;
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Tensor::cat(parts, 2)
+        })
     }
 
-    /// Applies the map to `[rows, d_in]`.
-    pub fn forward_2d(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.weight_t.clone());
-        match &self.bias {
-            Some(bias) => y + bias.clone().unsqueeze_dim(0),
-            None => y,
+    /// Applies the map to `[batch, pos, d_in]`, one output per segment.
+    pub fn forward_parts(&self, x: Tensor<3>) -> Result<Vec<Tensor<3>>> {
+        let [b, t, _] = x.dims();
+        Ok(self
+            .forward_rows(x.reshape([b * t, self.d_in]))?
+            .into_iter()
+            .zip(&self.widths)
+            .map(|(y, &w)| y.reshape([b, t, w]))
+            .collect())
+    }
+
+    /// Applies the map to `[rows, d_in]` (all segments, concatenated).
+    pub fn forward_2d(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        let mut parts = self.forward_rows(x)?;
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Tensor::cat(parts, 1)
+        })
+    }
+
+    /// `[rows, d_in]` → one `[rows, width]` output per segment.
+    fn forward_rows(&self, x: Tensor<2>) -> Result<Vec<Tensor<2>>> {
+        let [rows, _] = x.dims();
+        match &self.weight {
+            LinearWeight::Device(w) => {
+                let mut y = x.matmul(w.as_ref().clone());
+                if let Some(LinearBias::Device(bias)) = &self.bias {
+                    y = y + bias.as_ref().clone().unsqueeze_dim(0);
+                }
+                if self.widths.len() == 1 {
+                    return Ok(vec![y]);
+                }
+                let mut start = 0;
+                Ok(self
+                    .widths
+                    .iter()
+                    .map(|&w| {
+                        start += w;
+                        y.clone().narrow(1, start - w, w)
+                    })
+                    .collect())
+            }
+            LinearWeight::Packed(packed) => {
+                let device = x.device();
+                let data = x
+                    .try_into_data_as::<f32>()
+                    .map_err(|e| ModelError::Readback(e.to_string()))?;
+                let xs = data
+                    .as_slice::<f32>()
+                    .map_err(|e| ModelError::Readback(format!("{e:?}")))?;
+                let mut outs: Vec<Vec<f32>> =
+                    self.widths.iter().map(|&w| vec![0f32; rows * w]).collect();
+                let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| &mut o[..]).collect();
+                packed.matmul(xs, rows, &mut views)?;
+                if let Some(LinearBias::Host(bias)) = &self.bias {
+                    let mut start = 0;
+                    for (out, &w) in outs.iter_mut().zip(&self.widths) {
+                        let b = &bias[start..start + w];
+                        for row in out.chunks_exact_mut(w) {
+                            row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+                        }
+                        start += w;
+                    }
+                }
+                Ok(outs
+                    .into_iter()
+                    .zip(&self.widths)
+                    .map(|(o, &w)| Tensor::from_data(TensorData::new(o, [rows, w]), &device))
+                    .collect())
+            }
         }
     }
 
     /// Number of parameters.
     pub fn n_params(&self) -> usize {
-        self.d_in * self.d_out + if self.bias.is_some() { self.d_out } else { 0 }
+        let out: usize = self.widths.iter().sum();
+        self.d_in * out + if self.bias.is_some() { out } else { 0 }
     }
 
-    /// Output width.
+    /// Output width (all segments).
     pub fn d_out(&self) -> usize {
-        self.d_out
+        self.widths.iter().sum()
     }
+}
+
+/// Whether linear layers on `device` use the packed host kernel ([`crate::gemm`]): the CPU
+/// device, unless `NEGDIFF_BURN_MATMUL` is set (to compare with burn's own matmul).
+fn packs_on(device: &Device) -> bool {
+    *device == Device::flex() && std::env::var_os("NEGDIFF_BURN_MATMUL").is_none()
 }
 
 /// LayerNorm over the last dimension with biased variance, as `torch.nn.LayerNorm`.
@@ -205,5 +373,65 @@ fn silu(x: Tensor<3>) -> Tensor<3> {
             Tensor::from_data(TensorData::new(values, shape), &device)
         }
         Err(_) => activation::silu(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn host(shape: &[usize], seed: usize) -> HostTensor {
+        let n = shape.iter().product::<usize>();
+        HostTensor {
+            shape: shape.to_vec(),
+            data: (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0) - 1.0)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn packed_and_device_linear_agree_with_segments_and_bias() {
+        let dev = Device::flex();
+        let weights = || vec![host(&[40, 24], 1), host(&[8, 24], 2), host(&[33, 24], 3)];
+        let biases = || Some(vec![host(&[40], 4), host(&[8], 5), host(&[33], 6)]);
+        let packed = Linear::from_host_parts(weights(), biases(), &dev, true).unwrap();
+        let device = Linear::from_host_parts(weights(), biases(), &dev, false).unwrap();
+        assert_eq!(packed.n_params(), 81 * 24 + 81);
+        let x = Tensor::<3>::random([3, 5, 24], Distribution::Normal(0.0, 1.0), &dev);
+        let a = packed.forward_parts(x.clone()).unwrap();
+        let b = device.forward_parts(x.clone()).unwrap();
+        assert_eq!(a.len(), 3);
+        for (a, b) in a.into_iter().zip(b) {
+            assert_eq!(a.dims(), b.dims());
+            let a: Vec<f32> = a.try_into_vec_as().unwrap();
+            let b: Vec<f32> = b.try_into_vec_as().unwrap();
+            let err = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 1e-5, "{err}");
+        }
+        let whole: Vec<f32> = packed.forward(x).unwrap().try_into_vec_as().unwrap();
+        assert_eq!(whole.len(), 3 * 5 * 81);
+        let rows: Vec<f32> = device
+            .forward_2d(Tensor::<2>::random([2, 24], Distribution::Default, &dev))
+            .unwrap()
+            .try_into_vec_as()
+            .unwrap();
+        assert_eq!(rows.len(), 2 * 81);
+    }
+
+    #[test]
+    fn inconsistent_linear_shapes_are_errors() {
+        let dev = Device::flex();
+        for pack in [true, false] {
+            let bad = vec![host(&[4, 3], 1), host(&[4, 2], 2)];
+            assert!(Linear::from_host_parts(bad, None, &dev, pack).is_err());
+            let bias = Some(vec![host(&[5], 1)]);
+            assert!(Linear::from_host_parts(vec![host(&[4, 3], 1)], bias, &dev, pack).is_err());
+        }
     }
 }

@@ -35,9 +35,8 @@ const POINTS: &[HookPoint] = &[
 ];
 
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj` and `v_proj` in one layer (one pass over the input).
+    qkv_proj: Linear,
     o_proj: Linear,
     n_heads: usize,
     n_kv_heads: usize,
@@ -52,13 +51,20 @@ impl Attention {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         blocked: Option<Tensor<4, Bool>>,
-    ) -> Tensor<3> {
+    ) -> Result<Tensor<3>> {
         let [b, t, _] = x.dims();
         let d = self.head_dim;
         let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, d]).swap_dims(1, 2);
-        let q = heads(self.q_proj.forward(x.clone()), self.n_heads);
-        let k = heads(self.k_proj.forward(x.clone()), self.n_kv_heads);
-        let v = heads(self.v_proj.forward(x), self.n_kv_heads);
+        let [q, k, v]: [Tensor<3>; 3] = self
+            .qkv_proj
+            .forward_parts(x)?
+            .try_into()
+            .map_err(|_| ModelError::InvalidInput("q/k/v projection parts".into()))?;
+        let (q, k, v) = (
+            heads(q, self.n_heads),
+            heads(k, self.n_kv_heads),
+            heads(v, self.n_kv_heads),
+        );
         let q = rotary.apply(q, cos, sin);
         let k = rotary.apply(k, cos, sin);
         let scale = 1.0 / (d as f64).sqrt();
@@ -68,8 +74,8 @@ impl Attention {
 }
 
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// `gate_proj` and `up_proj` in one layer (one pass over the input).
+    gate_up_proj: Linear,
     down_proj: Linear,
 }
 
@@ -118,6 +124,12 @@ impl Llama {
             let lin = |name: &str, d_in: usize, d_out: usize, bias: bool| {
                 Linear::load(w, &format!("{p}.{name}"), d_in, d_out, bias, device)
             };
+            let (q, k, v) = (
+                format!("{p}.self_attn.q_proj"),
+                format!("{p}.self_attn.k_proj"),
+                format!("{p}.self_attn.v_proj"),
+            );
+            let (gate, up) = (format!("{p}.mlp.gate_proj"), format!("{p}.mlp.up_proj"));
             let block = Block {
                 input_layernorm: RmsNorm::load(w, &format!("{p}.input_layernorm"), d, eps, device)?,
                 post_attention_layernorm: RmsNorm::load(
@@ -128,28 +140,34 @@ impl Llama {
                     device,
                 )?,
                 self_attn: Attention {
-                    q_proj: lin("self_attn.q_proj", d, h * hd, cfg.qkv_bias())?,
-                    k_proj: lin("self_attn.k_proj", d, kv * hd, cfg.qkv_bias())?,
-                    v_proj: lin("self_attn.v_proj", d, kv * hd, cfg.qkv_bias())?,
+                    qkv_proj: Linear::load_fused(
+                        w,
+                        &[(&q, h * hd), (&k, kv * hd), (&v, kv * hd)],
+                        d,
+                        cfg.qkv_bias(),
+                        device,
+                    )?,
                     o_proj: lin("self_attn.o_proj", h * hd, d, cfg.o_bias())?,
                     n_heads: h,
                     n_kv_heads: kv,
                     head_dim: hd,
                 },
                 mlp: Mlp {
-                    gate_proj: lin("mlp.gate_proj", d, d_mlp, cfg.mlp_bias)?,
-                    up_proj: lin("mlp.up_proj", d, d_mlp, cfg.mlp_bias)?,
+                    gate_up_proj: Linear::load_fused(
+                        w,
+                        &[(&gate, d_mlp), (&up, d_mlp)],
+                        d,
+                        cfg.mlp_bias,
+                        device,
+                    )?,
                     down_proj: lin("mlp.down_proj", d_mlp, d, cfg.mlp_bias)?,
                 },
             };
             n_params += block.input_layernorm.n_params()
                 + block.post_attention_layernorm.n_params()
-                + block.self_attn.q_proj.n_params()
-                + block.self_attn.k_proj.n_params()
-                + block.self_attn.v_proj.n_params()
+                + block.self_attn.qkv_proj.n_params()
                 + block.self_attn.o_proj.n_params()
-                + block.mlp.gate_proj.n_params()
-                + block.mlp.up_proj.n_params()
+                + block.mlp.gate_up_proj.n_params()
                 + block.mlp.down_proj.n_params();
             blocks.push(block);
         }
@@ -157,7 +175,7 @@ impl Llama {
         n_params += norm.n_params();
         // A tied model shares the embedding; some checkpoints still store lm_head: prefer it.
         let lm_head = if cfg.tie_word_embeddings && !w.contains("lm_head.weight") {
-            Linear::from_host(embed, None, device)
+            Linear::from_host(embed, None, device)?
         } else {
             let l = Linear::load(w, "lm_head", d, cfg.vocab_size, false, device)?;
             if !cfg.tie_word_embeddings {
@@ -241,15 +259,19 @@ impl CausalLm for Llama {
                 &cos,
                 &sin,
                 blocked.clone(),
-            );
+            )?;
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             let mid = resid_pre + attn_out;
             let h = block.post_attention_layernorm.forward(mid.clone());
             let h = hooks.run(site(HookPoint::MlpIn), h, batch)?; // [b, t, d_model]
             // [b, t, d_mlp]: the neuron pre-activation (gate_proj output) and the linear branch.
-            let pre = block.mlp.gate_proj.forward(h.clone());
+            let [pre, up]: [Tensor<3>; 2] = block
+                .mlp
+                .gate_up_proj
+                .forward_parts(h)?
+                .try_into()
+                .map_err(|_| ModelError::InvalidInput("gate/up projection parts".into()))?;
             let pre = hooks.run(site(HookPoint::MlpPre), pre, batch)?;
-            let up = block.mlp.up_proj.forward(h);
             let up = hooks.run(site(HookPoint::MlpPreLinear), up, batch)?;
             let act_site = site(HookPoint::MlpAct);
             let act = activate(pre.clone(), self.activation);
@@ -260,14 +282,14 @@ impl CausalLm for Llama {
             };
             let post = hooks.run(site(HookPoint::MlpPost), act * up, batch)?;
             // [b, t, d_model]
-            let mlp_out = block.mlp.down_proj.forward(post);
+            let mlp_out = block.mlp.down_proj.forward(post)?;
             let mlp_out = hooks.run(site(HookPoint::MlpOut), mlp_out, batch)?;
             x = hooks.run(site(HookPoint::ResidPost), mid + mlp_out, batch)?;
         }
         Ok(self.norm.forward(x))
     }
 
-    fn unembed(&self, hidden: Tensor<2>) -> Tensor<2> {
+    fn unembed(&self, hidden: Tensor<2>) -> Result<Tensor<2>> {
         self.lm_head.forward_2d(hidden)
     }
 }

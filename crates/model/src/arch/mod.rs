@@ -75,7 +75,7 @@ pub trait CausalLm: Send + Sync {
     ) -> Result<Tensor<3>>;
 
     /// Maps final hidden states `[rows, d_model]` to logits `[rows, vocab]`.
-    fn unembed(&self, hidden: Tensor<2>) -> Tensor<2>;
+    fn unembed(&self, hidden: Tensor<2>) -> Result<Tensor<2>>;
 }
 
 /// Builds the architecture `config` describes from `weights` on `device`. `rope` overrides the

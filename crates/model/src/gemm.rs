@@ -1,0 +1,548 @@
+//! CPU matrix multiply for the linear layers, with the weights packed once at load.
+//!
+//! A forward pass is ~2 FLOP per parameter per token of `y = x Wᵀ`, and on the CPU backend
+//! most of its time goes to those products. burn's CPU matmul (the `gemm` crate) re-packs the
+//! weight matrix on every call and reaches ~150–200 GFLOP/s on SmolLM2's shapes; this CPU's f32
+//! peak is ~320. Here the weights are laid out once, at load, in the order the inner kernel
+//! reads them (column panels of [`NR`] outputs, `[k][NR]` each), so a call only packs the
+//! activations (a few % of the work) and streams the rest.
+//!
+//! The inner kernel multiplies an [`MR`]×k block of rows by a k×[`NR`] panel, keeping the
+//! `MR × NR` tile of outputs in registers (24 AVX-512 vectors) and adding one product per `k`
+//! in order, so each output is one sequential fused multiply-add chain over `k` (blocked in
+//! [`KC`] steps). The same source is compiled for AVX-512, for AVX2+FMA and for any CPU, and
+//! picked at run time. Panels are shared out across rayon's threads.
+//!
+//! A [`PackedMatrix`] may hold several weight matrices side by side (*segments*, e.g. the query,
+//! key and value projections, or gate and up), so one call computes all of them and writes
+//! each into its own output.
+//!
+//! ```
+//! use negdiff_model::gemm::PackedMatrix;
+//!
+//! // Two maps from 3 inputs: W₁ (2 outputs) and W₂ (1 output), rows in PyTorch's [out, in].
+//! let w1 = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+//! let w2 = [2.0, 2.0, 2.0];
+//! let packed = PackedMatrix::pack(3, &[(&w1[..], 2), (&w2[..], 1)]).unwrap();
+//! let x = [1.0, 2.0, 3.0]; // one row
+//! let (mut y1, mut y2) = (vec![0.0; 2], vec![0.0; 1]);
+//! packed.matmul(&x, 1, &mut [&mut y1[..], &mut y2[..]]).unwrap();
+//! assert_eq!((y1, y2), (vec![1.0, 5.0], vec![12.0]));
+//! ```
+
+use rayon::prelude::*;
+
+use crate::error::{ModelError, Result};
+
+/// Rows of the output tile one kernel call computes.
+pub const MR: usize = 12;
+/// Columns of the output tile (two AVX-512 vectors); weights are packed in panels this wide.
+pub const NR: usize = 32;
+/// Largest run of `k` one kernel call covers. Longer runs mean fewer passes over the output
+/// (each pass after the first reads it back), which costs more than the weight panel
+/// (`KC × NR`) falling out of L1 into L2.
+pub const KC: usize = 2048;
+/// f32 values per 64-byte cache line.
+const CACHE_LINE_FLOATS: usize = 16;
+/// Most rows one work item packs.
+const MC: usize = 768;
+/// Bytes of packed activations one work item keeps (in L2).
+const L2_BUDGET: usize = 1 << 20;
+
+/// Where one panel's columns go.
+#[derive(Debug, Clone, Copy)]
+struct Panel {
+    segment: usize,
+    /// First output column (within its segment).
+    col: usize,
+    /// Valid columns (`≤ NR`; the rest of the panel is zero padding).
+    cols: usize,
+}
+
+/// One or more `[d_out, d_in]` weight matrices sharing `d_in`, packed for [`PackedMatrix::matmul`].
+#[derive(Debug, Clone)]
+pub struct PackedMatrix {
+    k: usize,
+    widths: Vec<usize>,
+    panels: Vec<Panel>,
+    /// Panel `p` is `data[start + p·k·NR ..][..k·NR]`, row-major `[k][NR]`.
+    data: Vec<f32>,
+    /// First element of panel 0, chosen so that every weight row of a panel lies within one
+    /// 64-byte cache line (a vector load across two lines costs twice).
+    start: usize,
+}
+
+impl PackedMatrix {
+    /// Packs `segments`, each a row-major `[d_out, d_in]` weight (PyTorch's layout) with its
+    /// `d_out`, all with `d_in` inputs.
+    pub fn pack(d_in: usize, segments: &[(&[f32], usize)]) -> Result<Self> {
+        if d_in == 0 || segments.is_empty() {
+            return Err(ModelError::InvalidInput(
+                "packing a matrix with no inputs or no outputs".into(),
+            ));
+        }
+        let mut panels = Vec::new();
+        for (s, &(w, d_out)) in segments.iter().enumerate() {
+            if w.len() != d_out * d_in || d_out == 0 {
+                return Err(ModelError::InvalidInput(format!(
+                    "weight segment {s}: {} values for [{d_out}, {d_in}]",
+                    w.len()
+                )));
+            }
+            for col in (0..d_out).step_by(NR) {
+                panels.push(Panel {
+                    segment: s,
+                    col,
+                    cols: NR.min(d_out - col),
+                });
+            }
+        }
+        let panel_len = d_in * NR;
+        let mut data = vec![0f32; panels.len() * panel_len + CACHE_LINE_FLOATS];
+        let start = data
+            .as_ptr()
+            .align_offset(CACHE_LINE_FLOATS * 4)
+            .min(CACHE_LINE_FLOATS);
+        data[start..]
+            .par_chunks_mut(panel_len)
+            .zip(&panels)
+            .for_each(|(dst, panel)| {
+                let w = segments[panel.segment].0;
+                for j in 0..panel.cols {
+                    let row = &w[(panel.col + j) * d_in..][..d_in];
+                    for (kk, &v) in row.iter().enumerate() {
+                        dst[kk * NR + j] = v;
+                    }
+                }
+            });
+        Ok(PackedMatrix {
+            k: d_in,
+            widths: segments.iter().map(|s| s.1).collect(),
+            panels,
+            data,
+            start,
+        })
+    }
+
+    /// Inputs per row (`d_in`).
+    pub fn d_in(&self) -> usize {
+        self.k
+    }
+
+    /// Output width of each segment.
+    pub fn widths(&self) -> &[usize] {
+        &self.widths
+    }
+
+    /// `outs[s] = x · W_sᵀ` for `x: [m, d_in]` row-major; `outs[s]` is `[m, widths[s]]`.
+    pub fn matmul(&self, x: &[f32], m: usize, outs: &mut [&mut [f32]]) -> Result<()> {
+        if x.len() != m * self.k {
+            return Err(ModelError::InvalidInput(format!(
+                "matmul input has {} values, expected {m} × {}",
+                x.len(),
+                self.k
+            )));
+        }
+        if outs.len() != self.widths.len()
+            || outs
+                .iter()
+                .zip(&self.widths)
+                .any(|(o, &w)| o.len() != m * w)
+        {
+            return Err(ModelError::InvalidInput(format!(
+                "matmul outputs do not match [{m}, {:?}]",
+                self.widths
+            )));
+        }
+        if m == 0 {
+            return Ok(());
+        }
+        let targets: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
+        let kernel = Kernel::detect();
+        let kc_max = KC;
+        let kc_first = kc_max.min(self.k);
+        // Rows per work item: their packed activations (≤ L2_BUDGET) stay in this core's L2.
+        let mc = (L2_BUDGET / (4 * kc_first) / MR).clamp(1, MC / MR) * MR;
+        let row_items = m.div_ceil(mc);
+        // Two items per thread at least (uneven items balance out); split the panels too when
+        // there are too few rows (the LM head on a short batch, one token at a time).
+        let threads = rayon::current_num_threads().max(1);
+        let want = 2 * threads;
+        let panel_groups = want.div_ceil(row_items).min(self.panels.len()).max(1);
+        let group_len = self.panels.len().div_ceil(panel_groups);
+        let items: Vec<(usize, usize)> = (0..row_items)
+            .flat_map(|r| (0..panel_groups).map(move |g| (r, g)))
+            .collect();
+        items
+            .into_par_iter()
+            .for_each_init(Vec::new, |packed, (r_item, group)| {
+                let row0 = r_item * mc;
+                let rows = mc.min(m - row0);
+                let blocks = rows.div_ceil(MR);
+                let panels = group * group_len..((group + 1) * group_len).min(self.panels.len());
+                for (kb, k0) in (0..self.k).step_by(kc_max).enumerate() {
+                    let kc = kc_max.min(self.k - k0);
+                    pack_rows(x, self.k, row0, rows, k0, kc, packed);
+                    for p in panels.clone() {
+                        let panel = self.panels[p];
+                        let b = &self.data[self.start + p * self.k * NR + k0 * NR..][..kc * NR];
+                        let width = self.widths[panel.segment];
+                        let out = targets[panel.segment];
+                        for blk in 0..blocks {
+                            let r = row0 + blk * MR;
+                            let a = &packed[blk * kc * MR..][..kc * MR];
+                            // SAFETY: rows r..r+MR.min(m-r) < m and columns col..col+cols ≤ width
+                            // lie inside this segment's `m × width` output, which the caller lent
+                            // mutably for the duration of this call; work items cover disjoint
+                            // (rows, panels) rectangles, so no two threads write one element.
+                            unsafe {
+                                kernel.run(
+                                    kc,
+                                    a,
+                                    b,
+                                    out.0.add(r * width + panel.col),
+                                    width,
+                                    MR.min(m - r),
+                                    panel.cols,
+                                    kb > 0,
+                                )
+                            };
+                        }
+                    }
+                }
+            });
+        Ok(())
+    }
+}
+
+/// An output buffer's base pointer, shared with the worker threads (see the SAFETY note in
+/// [`PackedMatrix::matmul`]).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the pointee outlives the parallel section and threads write disjoint elements.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+/// Lays rows `row0..row0+rows`, columns `k0..k0+kc` of `x` out as blocks of [`MR`] rows,
+/// `[kc][MR]` each, zero-padding the last block.
+fn pack_rows(
+    x: &[f32],
+    k: usize,
+    row0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut Vec<f32>,
+) {
+    let blocks = rows.div_ceil(MR);
+    out.clear();
+    out.resize(blocks * kc * MR, 0.0);
+    out.chunks_mut(kc * MR).enumerate().for_each(|(blk, dst)| {
+        let first = blk * MR;
+        for i in 0..MR.min(rows - first) {
+            let src = &x[(row0 + first + i) * k + k0..][..kc];
+            for (kk, &v) in src.iter().enumerate() {
+                dst[kk * MR + i] = v;
+            }
+        }
+    });
+}
+
+/// Writes (or adds) the valid `rows × cols` corner of a tile at `dst` with row stride `ld`.
+///
+/// # Safety
+/// `dst + i·ld + j` must be valid for writes for `i < rows`, `j < cols`.
+#[inline(always)]
+unsafe fn store_tile(
+    tile: &[[f32; NR]; MR],
+    dst: *mut f32,
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    for (i, tile_row) in tile.iter().enumerate().take(rows) {
+        // SAFETY: guaranteed by the caller.
+        let row = unsafe { std::slice::from_raw_parts_mut(dst.add(i * ld), cols) };
+        if accumulate {
+            for (d, &v) in row.iter_mut().zip(tile_row) {
+                *d += v;
+            }
+        } else {
+            row.copy_from_slice(&tile_row[..cols]);
+        }
+    }
+}
+
+/// `Σ_k a[k][i] · b[k][j]` for one `MR × NR` tile, one multiply-add per `k` in order.
+#[inline(always)]
+fn tile_product<const FUSED: bool>(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+    let mut acc = [[0f32; NR]; MR];
+    let (a, _) = a.as_chunks::<MR>();
+    let (b, _) = b.as_chunks::<NR>();
+    for (ak, bk) in a.iter().zip(b).take(kc) {
+        for (acc_row, &ai) in acc.iter_mut().zip(ak) {
+            for (c, &bj) in acc_row.iter_mut().zip(bk) {
+                *c = if FUSED {
+                    ai.mul_add(bj, *c)
+                } else {
+                    *c + ai * bj
+                };
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn tile_avx2(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+    tile_product::<true>(kc, a, b)
+}
+
+/// The inner kernel this CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                return Kernel::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    /// `C[..rows, ..cols] (+)= A·B` for one tile; see [`store_tile`] for `c`'s contract.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn run(
+        self,
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        match self {
+            // SAFETY: `detect` chose this only where the CPU has AVX-512F; the slices hold
+            // `kc` steps; `c` is the caller's promise.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { avx512::tile(kc, a, b, c, ldc, rows, cols, accumulate) },
+            // SAFETY: as above, for AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe {
+                store_tile(&tile_avx2(kc, a, b), c, ldc, rows, cols, accumulate)
+            },
+            // SAFETY: the caller's promise on `c`.
+            Kernel::Portable => unsafe {
+                store_tile(
+                    &tile_product::<false>(kc, a, b),
+                    c,
+                    ldc,
+                    rows,
+                    cols,
+                    accumulate,
+                )
+            },
+        }
+    }
+
+    /// The tile as an array (tests).
+    #[cfg(test)]
+    fn tile(self, kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+        let mut out = [[0f32; NR]; MR];
+        // SAFETY: `out` holds MR rows of NR.
+        unsafe { self.run(kc, a, b, out.as_mut_ptr().cast(), NR, MR, NR, false) };
+        out
+    }
+}
+
+/// The AVX-512 kernel, written with intrinsics so that the tile goes from registers straight
+/// to the output (masked at the right edge) instead of through a copy on the stack.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    const _: () = assert!(NR == 32, "two 16-lane vectors per row");
+
+    /// `C[..rows, ..cols] (+)= A·B` for `a: [kc][MR]`, `b: [kc][NR]`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a` and `b` hold at least `kc` steps; `c + i·ldc + j` is valid for
+    /// reads and writes for `i < rows ≤ MR`, `j < cols ≤ NR`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile(
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        debug_assert!(a.len() >= kc * MR && b.len() >= kc * NR && rows <= MR && cols <= NR);
+        let lanes = |n: usize| -> __mmask16 {
+            if n >= 16 {
+                0xffff
+            } else {
+                ((1u32 << n) - 1) as __mmask16
+            }
+        };
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        if accumulate {
+            for (i, acc_row) in acc.iter_mut().enumerate() {
+                if i < rows {
+                    // SAFETY: row i < rows, masked to the valid columns.
+                    unsafe {
+                        acc_row[0] = _mm512_maskz_loadu_ps(m0, c.add(i * ldc));
+                        acc_row[1] = _mm512_maskz_loadu_ps(m1, c.add(i * ldc + 16));
+                    }
+                }
+            }
+        }
+        let (a, b) = (a.as_ptr(), b.as_ptr());
+        for p in 0..kc {
+            // SAFETY: p < kc and the slices hold kc steps.
+            unsafe {
+                let b0 = _mm512_loadu_ps(b.add(p * NR));
+                let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let ai = _mm512_set1_ps(*a.add(p * MR + i));
+                    acc_row[0] = _mm512_fmadd_ps(ai, b0, acc_row[0]);
+                    acc_row[1] = _mm512_fmadd_ps(ai, b1, acc_row[1]);
+                }
+            }
+        }
+        for (i, acc_row) in acc.iter().enumerate() {
+            if i < rows {
+                // SAFETY: as for the loads.
+                unsafe {
+                    _mm512_mask_storeu_ps(c.add(i * ldc), m0, acc_row[0]);
+                    _mm512_mask_storeu_ps(c.add(i * ldc + 16), m1, acc_row[1]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `x Wᵀ` in f64.
+    fn reference(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f64> {
+        let mut y = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                y[i * n + j] = (0..k)
+                    .map(|kk| x[i * k + kk] as f64 * w[j * k + kk] as f64)
+                    .sum();
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_f64_reference_on_edge_shapes() {
+        // Rows below, at and above MR and MC; k across KC blocks; widths not multiples of NR;
+        // several segments.
+        for &(m, k, ref ns) in &[
+            (1usize, 1usize, vec![1usize]),
+            (5, 7, vec![33]),
+            (12, 256, vec![32, 64]),
+            (13, 257, vec![31, 1, 40]),
+            (100, 600, vec![96, 17]),
+            (1600, 20, vec![70]),
+        ] {
+            let x = values(m * k, 1);
+            let ws: Vec<Vec<f32>> = ns
+                .iter()
+                .enumerate()
+                .map(|(s, &n)| values(n * k, 10 + s as u64))
+                .collect();
+            let segments: Vec<(&[f32], usize)> =
+                ws.iter().zip(ns).map(|(w, &n)| (&w[..], n)).collect();
+            let packed = PackedMatrix::pack(k, &segments).unwrap();
+            let mut outs: Vec<Vec<f32>> = ns.iter().map(|&n| vec![f32::NAN; m * n]).collect();
+            let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| &mut o[..]).collect();
+            packed.matmul(&x, m, &mut views).unwrap();
+            for ((out, w), &n) in outs.iter().zip(&ws).zip(ns) {
+                let want = reference(&x, m, k, w, n);
+                let err = out
+                    .iter()
+                    .zip(&want)
+                    .map(|(&g, &r)| (g as f64 - r).abs())
+                    .fold(0f64, f64::max);
+                assert!(err < 1e-5 * (k as f64).sqrt(), "m {m} k {k} n {n}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_gives_the_same_tile() {
+        let (kc, a, b) = (70, values(70 * MR, 3), values(70 * NR, 4));
+        let portable = tile_product::<false>(kc, &a, &b);
+        let fused = tile_product::<true>(kc, &a, &b);
+        let detected = Kernel::detect().tile(kc, &a, &b);
+        for i in 0..MR {
+            for j in 0..NR {
+                let r: f64 = (0..kc)
+                    .map(|kk| a[kk * MR + i] as f64 * b[kk * NR + j] as f64)
+                    .sum();
+                for got in [portable[i][j], fused[i][j], detected[i][j]] {
+                    assert!((got as f64 - r).abs() < 1e-5, "{got} vs {r}");
+                }
+            }
+        }
+        // The runtime kernel and the fused source agree bit for bit where FMA is available.
+        if Kernel::detect() != Kernel::Portable {
+            assert_eq!(fused, detected);
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_errors() {
+        let w = values(6, 0);
+        assert!(PackedMatrix::pack(3, &[(&w[..], 3)]).is_err());
+        assert!(PackedMatrix::pack(0, &[(&w[..0], 1)]).is_err());
+        let packed = PackedMatrix::pack(3, &[(&w[..], 2)]).unwrap();
+        let mut y = vec![0f32; 2];
+        assert!(packed.matmul(&[1.0; 4], 1, &mut [&mut y[..]]).is_err());
+        assert!(packed.matmul(&[1.0; 3], 1, &mut [&mut y[..1]]).is_err());
+        assert!(packed.matmul(&[1.0; 3], 1, &mut []).is_err());
+    }
+}
