@@ -1,6 +1,6 @@
 //! Right-padded batches of token sequences, plain or packed as prefix trees.
 
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use negdiff_hooks::BatchContext;
 
 use crate::arch::TokenLayout;
@@ -178,10 +178,10 @@ impl TokenBatch {
     /// Tree rows: token `q` may attend to key `k` only if `k` is `q` or one of its ancestors.
     /// Padding queries attend causally (nothing reads them; a fully masked row would be NaN on
     /// some backends).
-    pub fn layout(&self, device: &Device) -> TokenLayout {
+    pub fn layout(&self, device: &Device) -> Result<TokenLayout> {
         let (b, t) = (self.seqs.len(), self.seq_len);
         let Some(parents) = &self.parents else {
-            return TokenLayout::sequential();
+            return Ok(TokenLayout::sequential());
         };
         let mut positions = vec![0usize; b * t];
         let mut blocked = vec![true; b * t * t];
@@ -200,8 +200,7 @@ impl TokenBatch {
                 }
             }
         }
-        let mask = Tensor::<4, Bool>::from_data(TensorData::new(blocked, [b, 1, t, t]), device);
-        TokenLayout::tree(positions, b, t, mask)
+        TokenLayout::tree(positions, b, t, blocked, device)
     }
 
     /// The hook context for this batch.

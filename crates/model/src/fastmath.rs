@@ -135,6 +135,47 @@ pub fn silu_in_place(x: &mut [f32]) {
     silu_slice(x)
 }
 
+/// `y += alpha · x`.
+#[inline(always)]
+pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// `x ← softmax(x)` for a row without NaN: `exp(x − max) / Σ exp(x − max)`.
+#[inline(always)]
+pub(crate) fn softmax_in_place(x: &mut [f32]) {
+    let (chunks, tail) = x.as_chunks::<LANES>();
+    let mut m = [f32::NEG_INFINITY; LANES];
+    for c in chunks {
+        for i in 0..LANES {
+            m[i] = m[i].max(c[i]);
+        }
+    }
+    let max = tail.iter().fold(
+        m.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        |a, &b| a.max(b),
+    );
+    let (chunks, tail) = x.as_chunks_mut::<LANES>();
+    let mut sums = [0f32; LANES];
+    for c in chunks {
+        for i in 0..LANES {
+            c[i] = exp_nonpositive(c[i] - max);
+            sums[i] += c[i];
+        }
+    }
+    let mut sum = sums.iter().sum::<f32>();
+    for v in tail {
+        *v = exp_nonpositive(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -294,7 +294,7 @@ impl LanguageModel {
         self.check_batch(batch)?;
         let tokens = batch.to_tensor(self.pad_id, &self.device);
         let ctx = batch.context(&self.device);
-        let layout = batch.layout(&self.device);
+        let layout = batch.layout(&self.device)?;
         self.model.forward_hidden(tokens, &layout, &ctx, hooks)
     }
 

@@ -206,35 +206,47 @@ impl Linear {
                     })
                     .collect())
             }
-            LinearWeight::Packed(packed) => {
+            LinearWeight::Packed(_) => {
                 let device = x.device();
-                let data = x
-                    .try_into_data_as::<f32>()
-                    .map_err(|e| ModelError::Readback(e.to_string()))?;
-                let xs = data
-                    .as_slice::<f32>()
-                    .map_err(|e| ModelError::Readback(format!("{e:?}")))?;
-                let mut outs: Vec<Vec<f32>> =
-                    self.widths.iter().map(|&w| vec![0f32; rows * w]).collect();
-                let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| &mut o[..]).collect();
-                packed.matmul(xs, rows, &mut views)?;
-                if let Some(LinearBias::Host(bias)) = &self.bias {
-                    let mut start = 0;
-                    for (out, &w) in outs.iter_mut().zip(&self.widths) {
-                        let b = &bias[start..start + w];
-                        for row in out.chunks_exact_mut(w) {
-                            row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
-                        }
-                        start += w;
-                    }
-                }
-                Ok(outs
+                let data = read_host(x)?;
+                Ok(self
+                    .forward_host(host_slice(&data)?, rows)?
                     .into_iter()
                     .zip(&self.widths)
                     .map(|(o, &w)| Tensor::from_data(TensorData::new(o, [rows, w]), &device))
                     .collect())
             }
         }
+    }
+
+    /// Whether the weights are packed for the host kernel (CPU device), so that
+    /// [`forward_host`](Self::forward_host) is available.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.weight, LinearWeight::Packed(_))
+    }
+
+    /// `[rows, d_in]` row-major on the host → one `[rows, width]` buffer per segment, with the
+    /// packed host kernel. An error for layers that are not [packed](Self::is_packed).
+    pub fn forward_host(&self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
+        let LinearWeight::Packed(packed) = &self.weight else {
+            return Err(ModelError::InvalidInput(
+                "forward_host on a linear layer stored on a device".into(),
+            ));
+        };
+        let mut outs: Vec<Vec<f32>> = self.widths.iter().map(|&w| vec![0f32; rows * w]).collect();
+        let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| &mut o[..]).collect();
+        packed.matmul(x, rows, &mut views)?;
+        if let Some(LinearBias::Host(bias)) = &self.bias {
+            let mut start = 0;
+            for (out, &w) in outs.iter_mut().zip(&self.widths) {
+                let b = &bias[start..start + w];
+                for row in out.chunks_exact_mut(w) {
+                    row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+                }
+                start += w;
+            }
+        }
+        Ok(outs)
     }
 
     /// Number of parameters.
@@ -247,6 +259,18 @@ impl Linear {
     pub fn d_out(&self) -> usize {
         self.widths.iter().sum()
     }
+}
+
+/// Reads a tensor's values to the host as f32 (no copy for an unshared contiguous CPU tensor).
+pub fn read_host<const D: usize>(x: Tensor<D>) -> Result<TensorData> {
+    x.try_into_data_as::<f32>()
+        .map_err(|e| ModelError::Readback(e.to_string()))
+}
+
+/// The f32 values of data read by [`read_host`].
+pub fn host_slice(data: &TensorData) -> Result<&[f32]> {
+    data.as_slice::<f32>()
+        .map_err(|e| ModelError::Readback(format!("{e:?}")))
 }
 
 /// Whether linear layers on `device` use the packed host kernel ([`crate::gemm`]): the CPU

@@ -1,9 +1,12 @@
 //! Where the tokens of a batch sit: the position each one takes in the rotary embedding and the
 //! keys each one may attend to.
 
+use std::sync::Arc;
+
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::rope::Rotary;
+use crate::error::{ModelError, Result};
 
 /// Positions and attention pattern of one forward pass.
 ///
@@ -23,6 +26,8 @@ struct TreeLayout {
     seq_len: usize,
     /// `[batch, 1, seq_len, seq_len]`, `true` where the query may not attend to the key.
     blocked: Tensor<4, Bool>,
+    /// The same mask on the host, `[batch, seq_len, seq_len]` row-major.
+    blocked_host: Arc<Vec<bool>>,
 }
 
 impl TokenLayout {
@@ -33,25 +38,50 @@ impl TokenLayout {
 
     /// Explicit positions (`[batch * seq_len]`, row-major) and a `[batch, 1, seq_len, seq_len]`
     /// mask, `true` where the query may not attend to the key. The causal mask still applies.
+    ///
+    /// Errors if the lengths do not match `batch` and `seq_len`.
     pub fn tree(
         positions: Vec<usize>,
         batch: usize,
         seq_len: usize,
-        blocked: Tensor<4, Bool>,
-    ) -> Self {
-        TokenLayout {
+        blocked: Vec<bool>,
+        device: &Device,
+    ) -> Result<Self> {
+        if positions.len() != batch * seq_len || blocked.len() != batch * seq_len * seq_len {
+            return Err(ModelError::InvalidInput(format!(
+                "token layout of {} positions and {} mask entries for a {batch}×{seq_len} batch",
+                positions.len(),
+                blocked.len()
+            )));
+        }
+        let mask = Tensor::<4, Bool>::from_data(
+            TensorData::new(blocked.clone(), [batch, 1, seq_len, seq_len]),
+            device,
+        );
+        Ok(TokenLayout {
             tree: Some(TreeLayout {
                 positions,
                 batch,
                 seq_len,
-                blocked,
+                blocked: mask,
+                blocked_host: Arc::new(blocked),
             }),
-        }
+        })
     }
 
     /// The extra attention mask, if any.
     pub fn blocked(&self) -> Option<Tensor<4, Bool>> {
         self.tree.as_ref().map(|t| t.blocked.clone())
+    }
+
+    /// The extra attention mask on the host, `[batch, seq_len, seq_len]` row-major, if any.
+    pub fn blocked_host(&self) -> Option<&[bool]> {
+        self.tree.as_ref().map(|t| &t.blocked_host[..])
+    }
+
+    /// The rotary position of every token, `[batch · seq_len]` row-major, if not sequential.
+    pub fn positions(&self) -> Option<&[usize]> {
+        self.tree.as_ref().map(|t| &t.positions[..])
     }
 
     /// `(cos, sin)` for every token, `[1 | batch, 1, seq_len, rotary_dim]`, ready to broadcast

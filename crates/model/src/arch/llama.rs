@@ -10,11 +10,12 @@
 //! The neuron pre-activation (`mlp.hook_pre`) is `W_gate h`, the input of SiLU; `W_up h` is
 //! `mlp.hook_pre_linear`. Attention uses full RoPE and grouped-query key/value heads.
 
-use burn::tensor::{Bool, Device, Int, Tensor, module::embedding};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
 use super::attention::causal_attention;
-use super::layers::{Linear, RmsNorm, activate, upload};
+use super::host_attention::{AttentionShape, HeadLayout, HostRotary, attend};
+use super::layers::{Linear, RmsNorm, activate, host_slice, read_host, upload};
 use super::rope::Rotary;
 use super::{CausalLm, ModelDims, TokenLayout};
 use crate::config::{Activation, LlamaConfig, RopeSpec};
@@ -71,6 +72,69 @@ impl Attention {
         self.o_proj
             .forward(causal_attention(q, k, v, scale, blocked))
     }
+}
+
+impl Attention {
+    /// Whether the projections run on the host, so that [`Attention::forward_host`] applies.
+    fn on_host(&self) -> bool {
+        self.qkv_proj.is_packed() && self.o_proj.is_packed()
+    }
+
+    /// The same map as [`Attention::forward`] computed on the host (CPU device): packed
+    /// projections, rotary and attention over `[tokens, features]` buffers, no reshapes.
+    fn forward_host(
+        &self,
+        x: Tensor<3>,
+        rotary: &HostRotary,
+        blocked: Option<&[bool]>,
+    ) -> Result<Tensor<3>> {
+        let [b, t, _] = x.dims();
+        let device = x.device();
+        let (h, kv, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let data = read_host(x)?;
+        let [mut q, mut k, v]: [Vec<f32>; 3] = self
+            .qkv_proj
+            .forward_host(host_slice(&data)?, b * t)?
+            .try_into()
+            .map_err(|_| ModelError::InvalidInput("q/k/v projection parts".into()))?;
+        let (q_heads, kv_heads) = (HeadLayout::dense(h, d), HeadLayout::dense(kv, d));
+        rotary.apply(&mut q, q_heads, h, b * t);
+        rotary.apply(&mut k, kv_heads, kv, b * t);
+        let mut mixed = vec![0f32; b * t * h * d];
+        let shape = AttentionShape {
+            batch: b,
+            seq_len: t,
+            heads: h,
+            kv_heads: kv,
+            head_dim: d,
+        };
+        let scale = (1.0 / (d as f64).sqrt()) as f32;
+        attend(
+            shape,
+            scale,
+            (&q, q_heads),
+            (&k, kv_heads),
+            (&v, kv_heads),
+            blocked,
+            &mut mixed,
+        )?;
+        let out = self
+            .o_proj
+            .forward_host(&mixed, b * t)?
+            .pop()
+            .ok_or_else(|| ModelError::InvalidInput("o_proj has no output".into()))?;
+        let width = self.o_proj.d_out();
+        Ok(Tensor::from_data(
+            TensorData::new(out, [b, t, width]),
+            &device,
+        ))
+    }
+}
+
+/// Rotary tables for one forward pass, where the attention runs.
+enum Positions {
+    Host(HostRotary),
+    Device(Box<(Tensor<4>, Tensor<4>)>),
 }
 
 struct Mlp {
@@ -246,20 +310,32 @@ impl CausalLm for Llama {
     ) -> Result<Tensor<3>> {
         let device = tokens.device();
         let t = tokens.dims()[1];
-        let (cos, sin) = layout.rotary_tables(&self.rotary, t, &device);
-        let blocked = layout.blocked();
+        // The CPU device runs attention on the host; other devices through burn.
+        let positions = if self.blocks.iter().all(|b| b.self_attn.on_host()) {
+            Positions::Host(HostRotary::new(&self.rotary, layout, t))
+        } else {
+            let (cos, sin) = layout.rotary_tables(&self.rotary, t, &device);
+            Positions::Device(Box::new((cos, sin)))
+        };
         let mut x = embedding(self.embed_tokens.clone(), tokens); // [b, t, d_model]
         for (i, block) in self.blocks.iter().enumerate() {
             let site = |point| HookSite::new(i, point);
             // [b, t, d_model]
             let resid_pre = hooks.run(site(HookPoint::ResidPre), x, batch)?;
-            let attn_out = block.self_attn.forward(
-                block.input_layernorm.forward(resid_pre.clone()),
-                &self.rotary,
-                &cos,
-                &sin,
-                blocked.clone(),
-            )?;
+            let attn_in = block.input_layernorm.forward(resid_pre.clone());
+            let attn_out = match &positions {
+                Positions::Host(rotary) => {
+                    block
+                        .self_attn
+                        .forward_host(attn_in, rotary, layout.blocked_host())?
+                }
+                Positions::Device(tables) => {
+                    let (cos, sin) = tables.as_ref();
+                    block
+                        .self_attn
+                        .forward(attn_in, &self.rotary, cos, sin, layout.blocked())?
+                }
+            };
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             let mid = resid_pre + attn_out;
             let h = block.post_attention_layernorm.forward(mid.clone());

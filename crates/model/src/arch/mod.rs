@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod gpt_neox;
+pub mod host_attention;
 pub mod layers;
 pub mod layout;
 pub mod llama;

@@ -79,6 +79,16 @@ impl Rotary {
     /// `(cos, sin)` tables of shape `[seq_len, rotary_dim]` for positions `0..seq_len`.
     pub fn tables(&self, seq_len: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
         let dim = self.rotary_dim;
+        let (cos, sin) = self.host_tables(seq_len);
+        (
+            Tensor::from_data(TensorData::new(cos, [seq_len, dim]), device),
+            Tensor::from_data(TensorData::new(sin, [seq_len, dim]), device),
+        )
+    }
+
+    /// The tables of [`tables`](Self::tables) on the host, row-major `[seq_len, rotary_dim]`.
+    pub fn host_tables(&self, seq_len: usize) -> (Vec<f32>, Vec<f32>) {
+        let dim = self.rotary_dim;
         let half = dim / 2;
         let mut cos = vec![0f32; seq_len * dim];
         let mut sin = vec![0f32; seq_len * dim];
@@ -93,10 +103,7 @@ impl Rotary {
                 sin[pos * dim + half + i] = s as f32;
             }
         }
-        (
-            Tensor::from_data(TensorData::new(cos, [seq_len, dim]), device),
-            Tensor::from_data(TensorData::new(sin, [seq_len, dim]), device),
-        )
+        (cos, sin)
     }
 
     /// Rotates the first `rotary_dim` dimensions of `x: [batch, heads, pos, head_dim]`:
