@@ -12,11 +12,12 @@
 
 use std::path::Path;
 
-use burn::tensor::{Bool, Device, Int, Tensor, module::embedding};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
 use super::attention::causal_attention;
-use super::layers::{LayerNorm, Linear, activate, upload};
+use super::host_attention::{AttentionShape, HeadLayout, HostRotary, RotaryTables, attend};
+use super::layers::{LayerNorm, Linear, activate, host_slice, read_host, upload};
 use super::rope::Rotary;
 use super::{CausalLm, ModelDims, TokenLayout};
 use crate::config::{Activation, GptNeoxConfig};
@@ -67,6 +68,66 @@ impl Attention {
         let scale = 1.0 / (d as f64).sqrt();
         self.dense
             .forward(causal_attention(q, k, v, scale, blocked))
+    }
+
+    /// Whether the projections run on the host, so that [`Attention::forward_host`] applies.
+    fn on_host(&self) -> bool {
+        self.query_key_value.is_packed() && self.dense.is_packed()
+    }
+
+    /// The same map as [`Attention::forward`] on the host (CPU device): the fused projection's
+    /// `[tokens, heads · (q | k | v)]` output is rotated and attended in place.
+    fn forward_host(
+        &self,
+        x: Tensor<3>,
+        rotary: &HostRotary,
+        blocked: Option<&[bool]>,
+    ) -> Result<Tensor<3>> {
+        let [b, t, _] = x.dims();
+        let device = x.device();
+        let (h, d) = (self.n_heads, self.head_dim);
+        let data = read_host(x)?;
+        let mut qkv = self
+            .query_key_value
+            .forward_host(host_slice(&data)?, b * t)?
+            .pop()
+            .ok_or_else(|| ModelError::InvalidInput("query_key_value has no output".into()))?;
+        // Per head: q, k, v of `d` values each (HF's `view(..., heads, 3 * head_dim)`).
+        let part = |i: usize| HeadLayout {
+            row_stride: h * 3 * d,
+            offset: i * d,
+            head_stride: 3 * d,
+        };
+        rotary.apply(&mut qkv, part(0), h, b * t);
+        rotary.apply(&mut qkv, part(1), h, b * t);
+        let mut mixed = vec![0f32; b * t * h * d];
+        let shape = AttentionShape {
+            batch: b,
+            seq_len: t,
+            heads: h,
+            kv_heads: h,
+            head_dim: d,
+        };
+        let scale = (1.0 / (d as f64).sqrt()) as f32;
+        attend(
+            shape,
+            scale,
+            (&qkv, part(0)),
+            (&qkv, part(1)),
+            (&qkv, part(2)),
+            blocked,
+            &mut mixed,
+        )?;
+        let out = self
+            .dense
+            .forward_host(&mixed, b * t)?
+            .pop()
+            .ok_or_else(|| ModelError::InvalidInput("dense has no output".into()))?;
+        let width = self.dense.d_out();
+        Ok(Tensor::from_data(
+            TensorData::new(out, [b, t, width]),
+            &device,
+        ))
     }
 }
 
@@ -246,18 +307,28 @@ impl CausalLm for GptNeox {
     ) -> Result<Tensor<3>> {
         let device = tokens.device();
         let t = tokens.dims()[1];
-        let (cos, sin) = layout.rotary_tables(&self.rotary, t, &device);
-        let blocked = layout.blocked();
+        // The CPU device runs attention on the host; other devices through burn.
+        let on_host = self.blocks.iter().all(|b| b.attention.on_host());
+        let tables = RotaryTables::new(on_host, &self.rotary, layout, t, &device);
         let mut x = embedding(self.embed_in.clone(), tokens); // [b, t, d_model]
         for (i, block) in self.blocks.iter().enumerate() {
             let site = |point| HookSite::new(i, point);
             // [b, t, d_model]
             let resid_pre = hooks.run(site(HookPoint::ResidPre), x, batch)?;
             let attn_in = block.input_layernorm.forward(resid_pre.clone());
-            let attn_out =
-                block
-                    .attention
-                    .forward(attn_in, &self.rotary, &cos, &sin, blocked.clone())?;
+            let attn_out = match &tables {
+                RotaryTables::Host(rotary) => {
+                    block
+                        .attention
+                        .forward_host(attn_in, rotary, layout.blocked_host())?
+                }
+                RotaryTables::Device(cos_sin) => {
+                    let (cos, sin) = cos_sin.as_ref();
+                    block
+                        .attention
+                        .forward(attn_in, &self.rotary, cos, sin, layout.blocked())?
+                }
+            };
             let attn_out = hooks.run(site(HookPoint::AttnOut), attn_out, batch)?;
             // Parallel residual: the MLP reads the block input; otherwise the attention-updated stream.
             let (mlp_in, mid) = if self.parallel_residual {

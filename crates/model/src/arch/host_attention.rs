@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 
+use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::TokenLayout;
@@ -109,6 +110,32 @@ impl HostRotary {
                     }
                 }
             });
+    }
+}
+
+/// The rotary tables of one forward pass, in the form the attention will use: on the host
+/// (CPU device, [`attend`]) or as `[1 | batch, 1, seq_len, rotary_dim]` device tensors.
+pub enum RotaryTables {
+    /// For host attention.
+    Host(HostRotary),
+    /// `(cos, sin)` for burn's attention.
+    Device(Box<(Tensor<4>, Tensor<4>)>),
+}
+
+impl RotaryTables {
+    /// Tables for a `[batch, seq_len]` batch laid out as `layout`.
+    pub fn new(
+        on_host: bool,
+        rotary: &Rotary,
+        layout: &TokenLayout,
+        seq_len: usize,
+        device: &Device,
+    ) -> Self {
+        if on_host {
+            RotaryTables::Host(HostRotary::new(rotary, layout, seq_len))
+        } else {
+            RotaryTables::Device(Box::new(layout.rotary_tables(rotary, seq_len, device)))
+        }
     }
 }
 
@@ -516,7 +543,7 @@ fn key_block_scores<const LEVEL: u8>(
 mod tests {
     use super::*;
     use crate::arch::attention::causal_attention_reference;
-    use burn::tensor::{Bool, Device, Tensor, TensorData};
+    use burn::tensor::{Bool, TensorData};
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n)

@@ -14,7 +14,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
 use super::attention::causal_attention;
-use super::host_attention::{AttentionShape, HeadLayout, HostRotary, attend};
+use super::host_attention::{AttentionShape, HeadLayout, HostRotary, RotaryTables, attend};
 use super::layers::{Linear, RmsNorm, activate, host_slice, read_host, upload};
 use super::rope::Rotary;
 use super::{CausalLm, ModelDims, TokenLayout};
@@ -129,12 +129,6 @@ impl Attention {
             &device,
         ))
     }
-}
-
-/// Rotary tables for one forward pass, where the attention runs.
-enum Positions {
-    Host(HostRotary),
-    Device(Box<(Tensor<4>, Tensor<4>)>),
 }
 
 struct Mlp {
@@ -311,26 +305,22 @@ impl CausalLm for Llama {
         let device = tokens.device();
         let t = tokens.dims()[1];
         // The CPU device runs attention on the host; other devices through burn.
-        let positions = if self.blocks.iter().all(|b| b.self_attn.on_host()) {
-            Positions::Host(HostRotary::new(&self.rotary, layout, t))
-        } else {
-            let (cos, sin) = layout.rotary_tables(&self.rotary, t, &device);
-            Positions::Device(Box::new((cos, sin)))
-        };
+        let on_host = self.blocks.iter().all(|b| b.self_attn.on_host());
+        let tables = RotaryTables::new(on_host, &self.rotary, layout, t, &device);
         let mut x = embedding(self.embed_tokens.clone(), tokens); // [b, t, d_model]
         for (i, block) in self.blocks.iter().enumerate() {
             let site = |point| HookSite::new(i, point);
             // [b, t, d_model]
             let resid_pre = hooks.run(site(HookPoint::ResidPre), x, batch)?;
             let attn_in = block.input_layernorm.forward(resid_pre.clone());
-            let attn_out = match &positions {
-                Positions::Host(rotary) => {
+            let attn_out = match &tables {
+                RotaryTables::Host(rotary) => {
                     block
                         .self_attn
                         .forward_host(attn_in, rotary, layout.blocked_host())?
                 }
-                Positions::Device(tables) => {
-                    let (cos, sin) = tables.as_ref();
+                RotaryTables::Device(cos_sin) => {
+                    let (cos, sin) = cos_sin.as_ref();
                     block
                         .self_attn
                         .forward(attn_in, &self.rotary, cos, sin, layout.blocked())?
