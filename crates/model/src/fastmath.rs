@@ -97,6 +97,46 @@ pub fn log_sum_exp(row: &[f32]) -> f32 {
 }
 
 #[inline(always)]
+fn silu_mul_slice(gate: &[f32], up: &mut [f32]) {
+    for (u, &g) in up.iter_mut().zip(gate) {
+        let e = exp_nonpositive(-g.abs());
+        let sigmoid = if g >= 0.0 { 1.0 } else { e } / (1.0 + e);
+        *u *= g * sigmoid;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn silu_mul_avx512(gate: &[f32], up: &mut [f32]) {
+    silu_mul_slice(gate, up)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn silu_mul_avx2(gate: &[f32], up: &mut [f32]) {
+    silu_mul_slice(gate, up)
+}
+
+/// `up ← SiLU(gate) ⊙ up` elementwise (a SwiGLU MLP's hidden state), with SiLU as in
+/// [`silu_in_place`] and rounded to f32 before the product, as PyTorch's
+/// `act_fn(gate) * up`.
+pub fn silu_mul_in_place(gate: &[f32], up: &mut [f32]) {
+    debug_assert_eq!(gate.len(), up.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            return unsafe { silu_mul_avx512(gate, up) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { silu_mul_avx2(gate, up) };
+        }
+    }
+    silu_mul_slice(gate, up)
+}
+
+#[inline(always)]
 fn silu_slice(x: &mut [f32]) {
     for v in x.iter_mut() {
         // e = exp(-|x|) ≤ 1 never overflows; σ(x) = 1/(1+e) for x ≥ 0, e/(1+e) below.
@@ -218,6 +258,18 @@ mod tests {
             special[2].is_nan(),
             "-inf · σ(-inf) = -inf · 0, NaN as in PyTorch"
         );
+    }
+
+    #[test]
+    fn silu_mul_is_silu_then_product() {
+        let gate: Vec<f32> = (-3000..3000).map(|i| i as f32 * 0.01).collect();
+        let up: Vec<f32> = gate.iter().map(|g| 1.5 - g * 0.3).collect();
+        let mut fused = up.clone();
+        silu_mul_in_place(&gate, &mut fused);
+        let mut act = gate.clone();
+        silu_in_place(&mut act);
+        let want: Vec<f32> = act.iter().zip(&up).map(|(a, u)| a * u).collect();
+        assert_eq!(fused, want);
     }
 
     #[test]

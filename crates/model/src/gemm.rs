@@ -46,6 +46,8 @@ pub const KC: usize = 2048;
 const CACHE_LINE_FLOATS: usize = 16;
 /// Most rows one work item packs.
 const MC: usize = 768;
+/// Work items per thread in one call.
+const ITEMS_PER_THREAD: usize = 4;
 /// Bytes of packed activations one work item keeps (in L2).
 const L2_BUDGET: usize = 1 << 20;
 
@@ -161,17 +163,20 @@ impl PackedMatrix {
         let kernel = Kernel::detect();
         let kc_max = KC;
         let kc_first = kc_max.min(self.k);
-        // Rows per work item: their packed activations (≤ L2_BUDGET) stay in this core's L2.
-        let mc = (L2_BUDGET / (4 * kc_first) / MR).clamp(1, MC / MR) * MR;
-        let row_items = m.div_ceil(mc);
-        // Two items per thread at least (uneven items balance out); split the panels too when
-        // there are too few rows (the LM head on a short batch, one token at a time).
+        // Rows per work item: their packed activations (≤ L2_BUDGET) stay in this core's L2;
+        // the rows are split evenly, so that no item is a small remainder.
+        let mc_max = (L2_BUDGET / (4 * kc_first) / MR).clamp(1, MC / MR) * MR;
+        let row_items = m.div_ceil(mc_max);
+        let mc = m.div_ceil(row_items).div_ceil(MR) * MR;
+        // Several items per thread, so that rayon can even out the load; the panels are split
+        // too when there are few rows (the LM head's chunks, one token at a time).
         let threads = rayon::current_num_threads().max(1);
-        let want = 2 * threads;
+        let want = ITEMS_PER_THREAD * threads;
         let panel_groups = want.div_ceil(row_items).min(self.panels.len()).max(1);
         let group_len = self.panels.len().div_ceil(panel_groups);
         let items: Vec<(usize, usize)> = (0..row_items)
             .flat_map(|r| (0..panel_groups).map(move |g| (r, g)))
+            .filter(|&(r, g)| r * mc < m && g * group_len < self.panels.len())
             .collect();
         items
             .into_par_iter()

@@ -20,6 +20,7 @@ use super::rope::Rotary;
 use super::{CausalLm, ModelDims, TokenLayout};
 use crate::config::{Activation, LlamaConfig, RopeSpec};
 use crate::error::{ModelError, Result};
+use crate::fastmath;
 use crate::weights::WeightSource;
 
 /// Hook points the Llama family calls.
@@ -135,6 +136,107 @@ struct Mlp {
     /// `gate_proj` and `up_proj` in one layer (one pass over the input).
     gate_up_proj: Linear,
     down_proj: Linear,
+}
+
+impl Mlp {
+    /// `W_down (act(W_gate h) ⊙ W_up h)` with the hook sites `mlp.hook_pre` (the neuron
+    /// pre-activation, `W_gate h`), `hook_pre_linear`, `hook_act` and `hook_post`.
+    fn forward(
+        &self,
+        h: Tensor<3>,
+        activation: Activation,
+        layer: usize,
+        batch: &BatchContext,
+        hooks: &mut HookRegistry<'_>,
+    ) -> Result<Tensor<3>> {
+        let site = |point| HookSite::new(layer, point);
+        let [b, t, _] = h.dims();
+        let device = h.device();
+        let on_host = self.gate_up_proj.is_packed() && self.down_proj.is_packed();
+        // [b, t, d_mlp]: the neuron pre-activation (gate_proj output) and the linear branch.
+        let (pre, up) = if on_host {
+            // CPU: the values stay in host buffers; only hook sites with hooks get tensors.
+            let data = read_host(h)?;
+            let [gate, up]: [Vec<f32>; 2] = self
+                .gate_up_proj
+                .forward_host(host_slice(&data)?, b * t)?
+                .try_into()
+                .map_err(|_| ModelError::InvalidInput("gate/up projection parts".into()))?;
+            let shape = [b, t, gate.len() / (b * t).max(1)];
+            let gate = through_hooks(hooks, site(HookPoint::MlpPre), gate, shape, batch, &device)?;
+            let mut up = through_hooks(
+                hooks,
+                site(HookPoint::MlpPreLinear),
+                up,
+                shape,
+                batch,
+                &device,
+            )?;
+            let fused = activation == Activation::Silu
+                && !hooks.is_active(site(HookPoint::MlpAct))
+                && !hooks.is_active(site(HookPoint::MlpPost));
+            if fused {
+                // act ⊙ up in one pass, into `up`.
+                fastmath::silu_mul_in_place(&gate, &mut up);
+                let out = self
+                    .down_proj
+                    .forward_host(&up, b * t)?
+                    .pop()
+                    .ok_or_else(|| ModelError::InvalidInput("down_proj has no output".into()))?;
+                let width = self.down_proj.d_out();
+                return Ok(Tensor::from_data(
+                    TensorData::new(out, [b, t, width]),
+                    &device,
+                ));
+            }
+            let tensor = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, shape), &device);
+            (tensor(gate), tensor(up))
+        } else {
+            let [pre, up]: [Tensor<3>; 2] = self
+                .gate_up_proj
+                .forward_parts(h)?
+                .try_into()
+                .map_err(|_| ModelError::InvalidInput("gate/up projection parts".into()))?;
+            let pre = hooks.run(site(HookPoint::MlpPre), pre, batch)?;
+            let up = hooks.run(site(HookPoint::MlpPreLinear), up, batch)?;
+            (pre, up)
+        };
+        let act_site = site(HookPoint::MlpAct);
+        let act = activate(pre.clone(), activation);
+        let act = if hooks.is_active(act_site) {
+            hooks.run_with_input(act_site, act, batch, Some(&pre))?
+        } else {
+            act
+        };
+        let post = hooks.run(site(HookPoint::MlpPost), act * up, batch)?;
+        self.down_proj.forward(post)
+    }
+}
+
+/// Runs the hooks at `site` on host values (as a `shape` tensor) and returns the values they
+/// leave; without hooks there the values pass untouched, with no tensor made.
+fn through_hooks(
+    hooks: &mut HookRegistry<'_>,
+    site: HookSite,
+    values: Vec<f32>,
+    shape: [usize; 3],
+    batch: &BatchContext,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    if !hooks.is_active(site) {
+        return Ok(values);
+    }
+    let x = Tensor::<3>::from_data(TensorData::new(values, shape), device);
+    let y = hooks.run(site, x, batch)?;
+    if y.dims() != shape {
+        return Err(ModelError::InvalidInput(format!(
+            "hook at {site:?} changed the shape {shape:?} to {:?}",
+            y.dims()
+        )));
+    }
+    read_host(y)?
+        .try_into_vec::<f32>()
+        .map_err(|e| ModelError::Readback(format!("{e:?}")))
 }
 
 struct Block {
@@ -330,25 +432,8 @@ impl CausalLm for Llama {
             let mid = resid_pre + attn_out;
             let h = block.post_attention_layernorm.forward(mid.clone());
             let h = hooks.run(site(HookPoint::MlpIn), h, batch)?; // [b, t, d_model]
-            // [b, t, d_mlp]: the neuron pre-activation (gate_proj output) and the linear branch.
-            let [pre, up]: [Tensor<3>; 2] = block
-                .mlp
-                .gate_up_proj
-                .forward_parts(h)?
-                .try_into()
-                .map_err(|_| ModelError::InvalidInput("gate/up projection parts".into()))?;
-            let pre = hooks.run(site(HookPoint::MlpPre), pre, batch)?;
-            let up = hooks.run(site(HookPoint::MlpPreLinear), up, batch)?;
-            let act_site = site(HookPoint::MlpAct);
-            let act = activate(pre.clone(), self.activation);
-            let act = if hooks.is_active(act_site) {
-                hooks.run_with_input(act_site, act, batch, Some(&pre))?
-            } else {
-                act
-            };
-            let post = hooks.run(site(HookPoint::MlpPost), act * up, batch)?;
             // [b, t, d_model]
-            let mlp_out = block.mlp.down_proj.forward(post)?;
+            let mlp_out = block.mlp.forward(h, self.activation, i, batch, hooks)?;
             let mlp_out = hooks.run(site(HookPoint::MlpOut), mlp_out, batch)?;
             x = hooks.run(site(HookPoint::ResidPost), mid + mlp_out, batch)?;
         }
