@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use negdiff_hooks::{HookRegistry, SiteLayout};
+use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -382,14 +383,14 @@ impl LanguageModel {
             let logits = self.model.unembed(flat.clone().select(0, rows))?; // [n, vocab]
             let lp = if self.device == Device::flex() {
                 // CPU: the logits are already in host memory (read without a copy); the
-                // normaliser is a vectorised log-sum-exp (see `fastmath`).
+                // normaliser is a vectorised log-sum-exp (see `fastmath`), rows in parallel.
                 let data = logits
                     .try_into_data()
                     .map_err(|e| ModelError::Readback(e.to_string()))?;
                 let values = data
                     .as_slice::<f32>()
                     .map_err(|e| ModelError::Readback(format!("logits: {e:?}")))?;
-                let log_norm: Vec<f32> = values.chunks_exact(vocab).map(log_sum_exp).collect();
+                let log_norm: Vec<f32> = values.par_chunks_exact(vocab).map(log_sum_exp).collect();
                 gather
                     .iter()
                     .map(|&(row, tgt)| values[row * vocab + tgt] - log_norm[row])
