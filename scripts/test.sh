@@ -9,3 +9,6 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
+# The same parity tests through burn's own ops (the path the GPU backends take) instead of the
+# CPU device's host kernels.
+NEGDIFF_BURN_KERNELS=1 cargo test --release --test integration -- model_parity packing interventions

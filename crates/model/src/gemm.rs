@@ -243,15 +243,36 @@ fn pack_rows(
     let blocks = rows.div_ceil(MR);
     out.clear();
     out.resize(blocks * kc * MR, 0.0);
-    out.chunks_mut(kc * MR).enumerate().for_each(|(blk, dst)| {
-        let first = blk * MR;
-        for i in 0..MR.min(rows - first) {
-            let src = &x[(row0 + first + i) * k + k0..][..kc];
-            for (kk, &v) in src.iter().enumerate() {
-                dst[kk * MR + i] = v;
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = is_x86_feature_detected!("avx512f");
+    for (blk, dst) in out.chunks_mut(kc * MR).enumerate() {
+        let first = row0 + blk * MR;
+        let n = MR.min(row0 + rows - first);
+        let srcs: [&[f32]; MR] = std::array::from_fn(|i| {
+            if i < n {
+                &x[(first + i) * k + k0..][..kc]
+            } else {
+                &[]
             }
+        });
+        #[cfg(target_arch = "x86_64")]
+        if avx512 {
+            // SAFETY: the CPU has AVX-512F; every source holds `kc` values or none, `dst`
+            // holds `kc · MR`.
+            unsafe { avx512::pack_block(&srcs, kc, dst) };
+            continue;
         }
-    });
+        pack_block(&srcs, kc, dst);
+    }
+}
+
+/// `dst[kk·MR + i] = srcs[i][kk]` (rows without values stay as they are: zero).
+fn pack_block(srcs: &[&[f32]; MR], kc: usize, dst: &mut [f32]) {
+    for (i, src) in srcs.iter().enumerate() {
+        for (kk, &v) in src.iter().take(kc).enumerate() {
+            dst[kk * MR + i] = v;
+        }
+    }
 }
 
 /// Writes (or adds) the valid `rows × cols` corner of a tile at `dst` with row stride `ld`.
@@ -386,6 +407,72 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     const _: () = assert!(NR == 32, "two 16-lane vectors per row");
+    const _: () = assert!(MR <= 16, "a row block fits one 16×16 transpose");
+
+    /// [`super::pack_block`] sixteen `k` at a time: a 16×16 transpose in registers (rows past
+    /// `MR` or without values are zero) instead of one strided store per value.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; each source holds `kc` values or none; `dst` holds `kc · MR`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pack_block(srcs: &[&[f32]; MR], kc: usize, dst: &mut [f32]) {
+        debug_assert!(dst.len() >= kc * MR && srcs.iter().all(|s| s.is_empty() || s.len() >= kc));
+        let keep: __mmask16 = (1 << MR) - 1;
+        let mut kk = 0;
+        while kk + 16 <= kc {
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (ri, src) in r.iter_mut().zip(srcs) {
+                if !src.is_empty() {
+                    // SAFETY: kk + 16 ≤ kc ≤ src.len().
+                    *ri = unsafe { _mm512_loadu_ps(src.as_ptr().add(kk)) };
+                }
+            }
+            transpose16(&mut r);
+            for (j, col) in r.iter().enumerate() {
+                // SAFETY: (kk + j)·MR + MR ≤ kc·MR ≤ dst.len().
+                unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add((kk + j) * MR), keep, *col) };
+            }
+            kk += 16;
+        }
+        for (i, src) in srcs.iter().enumerate() {
+            for (k2, &v) in src.iter().enumerate().take(kc).skip(kk) {
+                dst[k2 * MR + i] = v;
+            }
+        }
+    }
+
+    /// Transposes a 16×16 block held as 16 row vectors.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: &mut [__m512; 16]) {
+        {
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            let pd = _mm512_castps_pd;
+            let ps = _mm512_castpd_ps;
+            for i in 0..4 {
+                let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+                r[4 * i] = ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+                r[4 * i + 1] = ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+                r[4 * i + 2] = ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+                r[4 * i + 3] = ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+            }
+            for h in 0..2 {
+                for i in 0..4 {
+                    let (a, b) = (r[8 * h + i], r[8 * h + 4 + i]);
+                    t[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(a, b);
+                    t[8 * h + 4 + i] = _mm512_shuffle_f32x4::<0xdd>(a, b);
+                }
+            }
+            for i in 0..8 {
+                r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[8 + i]);
+                r[8 + i] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[8 + i]);
+            }
+        }
+    }
 
     /// `C[..rows, ..cols] (+)= A·B` for `a: [kc][MR]`, `b: [kc][NR]`.
     ///
@@ -536,6 +623,26 @@ mod tests {
         // The runtime kernel and the fused source agree bit for bit where FMA is available.
         if Kernel::detect() != Kernel::Portable {
             assert_eq!(fused, detected);
+        }
+    }
+
+    #[test]
+    fn packed_rows_are_the_transposed_block() {
+        // Every kc around the 16-wide steps, full and partial blocks.
+        for kc in [1usize, 15, 16, 17, 33, 64] {
+            for rows in [1usize, 5, MR] {
+                let k = kc + 3;
+                let x = values(rows * k, kc as u64);
+                let mut packed = Vec::new();
+                pack_rows(&x, k, 0, rows, 2, kc, &mut packed);
+                assert_eq!(packed.len(), kc * MR);
+                for kk in 0..kc {
+                    for i in 0..MR {
+                        let want = if i < rows { x[i * k + 2 + kk] } else { 0.0 };
+                        assert_eq!(packed[kk * MR + i], want, "kc {kc} rows {rows} ({kk}, {i})");
+                    }
+                }
+            }
         }
     }
 

@@ -4,7 +4,9 @@
 //! checkpoint readers (safetensors in f32/f16/bf16, single or sharded; GGUF with Q4_0/Q4_1/Q5_x/
 //! Q8_0/F16/BF16/F32 dequantised at load), a hub-cache resolver, one file per architecture
 //! (`arch/gpt_neox.rs`, `arch/llama.rs`), and the tokenizer. Every architecture calls the hook
-//! sites of [`negdiff_hooks`] so that other crates can read or edit activations.
+//! sites of [`negdiff_hooks`] so that other crates can read or edit activations. On the CPU
+//! device the linear maps, attention and MLP run as host kernels ([`gemm`], [`fastmath`],
+//! [`arch::host_attention`]); other devices run burn's ops.
 //!
 //! ```no_run
 //! use negdiff_model::{LanguageModel, TokenBatch, device::default_device};

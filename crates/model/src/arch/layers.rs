@@ -273,10 +273,12 @@ pub fn host_slice(data: &TensorData) -> Result<&[f32]> {
         .map_err(|e| ModelError::Readback(format!("{e:?}")))
 }
 
-/// Whether linear layers on `device` use the packed host kernel ([`crate::gemm`]): the CPU
-/// device, unless `NEGDIFF_BURN_MATMUL` is set (to compare with burn's own matmul).
+/// Whether linear layers on `device` use the packed host kernel ([`crate::gemm`]), and with it
+/// the host attention and MLP: the CPU device, unless `NEGDIFF_BURN_KERNELS` is set (then the
+/// CPU runs burn's own ops, the path the GPU backends take: for comparisons and for testing that
+/// path against transformers without a GPU).
 fn packs_on(device: &Device) -> bool {
-    *device == Device::flex() && std::env::var_os("NEGDIFF_BURN_MATMUL").is_none()
+    *device == Device::flex() && std::env::var_os("NEGDIFF_BURN_KERNELS").is_none()
 }
 
 /// LayerNorm over the last dimension with biased variance, as `torch.nn.LayerNorm`.
