@@ -652,7 +652,7 @@ mod tests {
         assert!(PackedMatrix::pack(3, &[(&w[..], 3)]).is_err());
         assert!(PackedMatrix::pack(0, &[(&w[..0], 1)]).is_err());
         let packed = PackedMatrix::pack(3, &[(&w[..], 2)]).unwrap();
-        let mut y = vec![0f32; 2];
+        let mut y = [0f32; 2];
         assert!(packed.matmul(&[1.0; 4], 1, &mut [&mut y[..]]).is_err());
         assert!(packed.matmul(&[1.0; 3], 1, &mut [&mut y[..1]]).is_err());
         assert!(packed.matmul(&[1.0; 3], 1, &mut []).is_err());
