@@ -1,6 +1,8 @@
-//! Why negdiff multiplies with burn-flex and not a system BLAS: GFLOP/s of burn-flex's `matmul`
-//! against OpenBLAS `cblas_sgemm` on SmolLM2-135M's linear-layer shapes, in one run, with the
-//! largest difference between the two results.
+//! GFLOP/s of the CPU matrix products on SmolLM2-135M's linear-layer shapes, in one run: burn-flex's
+//! `matmul` (what the CPU device used before), negdiff's packed kernel
+//! (`negdiff_model::gemm`, weights packed once as at model load; what the CPU device uses now)
+//! and, where one loads, a system OpenBLAS `cblas_sgemm`; with the largest difference from
+//! burn's result.
 //!
 //! OpenBLAS is loaded at run time from `libopenblas.so.0` (Debian: `libopenblas0-pthread`), or
 //! from `NEGDIFF_OPENBLAS`, and runs its own threads (`OPENBLAS_NUM_THREADS`, default: all

@@ -38,10 +38,10 @@ use crate::error::{ModelError, Result};
 pub const MR: usize = 12;
 /// Columns of the output tile (two AVX-512 vectors); weights are packed in panels this wide.
 pub const NR: usize = 32;
-/// Largest run of `k` one kernel call covers. Longer runs mean fewer passes over the output
-/// (each pass after the first reads it back), which costs more than the weight panel
-/// (`KC × NR`) falling out of L1 into L2.
-pub const KC: usize = 2048;
+/// Longest run of `k` one kernel call covers: a `KC × NR` run of a weight panel (32 KiB) stays
+/// in L1 while the kernel walks down the rows, and each output is a sum of per-run chains
+/// (rounding error grows with the length of a chain).
+pub const KC: usize = 256;
 /// f32 values per 64-byte cache line.
 const CACHE_LINE_FLOATS: usize = 16;
 /// Most rows one work item packs.
@@ -161,11 +161,13 @@ impl PackedMatrix {
         }
         let targets: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
         let kernel = Kernel::detect();
-        let kc_max = KC;
-        let kc_first = kc_max.min(self.k);
-        // Rows per work item: their packed activations (≤ L2_BUDGET) stay in this core's L2;
-        // the rows are split evenly, so that no item is a small remainder.
-        let mc_max = (L2_BUDGET / (4 * kc_first) / MR).clamp(1, MC / MR) * MR;
+        // k in `k_blocks` equal runs of at most KC: each output is the sum of one product chain
+        // per run (shorter chains round less than one chain over all of k).
+        let k_blocks = self.k.div_ceil(KC);
+        let kc_max = self.k.div_ceil(k_blocks);
+        // Rows per work item: their packed activations (all of k, ≤ L2_BUDGET) stay in this
+        // core's L2; the rows are split evenly, so that no item is a small remainder.
+        let mc_max = (L2_BUDGET / (4 * self.k) / MR).clamp(1, MC / MR) * MR;
         let row_items = m.div_ceil(mc_max);
         let mc = m.div_ceil(row_items).div_ceil(MR) * MR;
         // Several items per thread, so that rayon can even out the load; the panels are split
@@ -185,21 +187,26 @@ impl PackedMatrix {
                 let rows = mc.min(m - row0);
                 let blocks = rows.div_ceil(MR);
                 let panels = group * group_len..((group + 1) * group_len).min(self.panels.len());
-                for (kb, k0) in (0..self.k).step_by(kc_max).enumerate() {
-                    let kc = kc_max.min(self.k - k0);
-                    pack_rows(x, self.k, row0, rows, k0, kc, packed);
-                    for p in panels.clone() {
-                        let panel = self.panels[p];
+                // All of k packed once; run `kb` starts at `blocks · MR · k0`.
+                pack_rows(x, self.k, row0, rows, kc_max, packed);
+                for p in panels {
+                    let panel = self.panels[p];
+                    let width = self.widths[panel.segment];
+                    let out = targets[panel.segment];
+                    // The panel's `MR × NR` tiles stay in cache across the runs of k; a run of
+                    // the weight panel (`kc × NR`, ≤ 32 KiB) stays in L1 down the rows.
+                    for (kb, k0) in (0..self.k).step_by(kc_max).enumerate() {
+                        let kc = kc_max.min(self.k - k0);
                         let b = &self.data[self.start + p * self.k * NR + k0 * NR..][..kc * NR];
-                        let width = self.widths[panel.segment];
-                        let out = targets[panel.segment];
+                        let run = &packed[blocks * MR * k0..][..blocks * MR * kc];
                         for blk in 0..blocks {
                             let r = row0 + blk * MR;
-                            let a = &packed[blk * kc * MR..][..kc * MR];
-                            // SAFETY: rows r..r+MR.min(m-r) < m and columns col..col+cols ≤ width
-                            // lie inside this segment's `m × width` output, which the caller lent
-                            // mutably for the duration of this call; work items cover disjoint
-                            // (rows, panels) rectangles, so no two threads write one element.
+                            let a = &run[blk * kc * MR..][..kc * MR];
+                            // SAFETY: rows r..r+MR.min(m-r) < m and columns col..col+cols ≤
+                            // width lie inside this segment's `m × width` output, which the
+                            // caller lent mutably for the duration of this call; work items
+                            // cover disjoint (rows, panels) rectangles, so no two threads write
+                            // one element.
                             unsafe {
                                 kernel.run(
                                     kc,
@@ -229,40 +236,37 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
-/// Lays rows `row0..row0+rows`, columns `k0..k0+kc` of `x` out as blocks of [`MR`] rows,
-/// `[kc][MR]` each, zero-padding the last block.
-fn pack_rows(
-    x: &[f32],
-    k: usize,
-    row0: usize,
-    rows: usize,
-    k0: usize,
-    kc: usize,
-    out: &mut Vec<f32>,
-) {
+/// Lays rows `row0..row0+rows` of `x` (`k` columns) out for the kernel: k in runs of `kc_max`
+/// (the last may be shorter), each run as blocks of [`MR`] rows, `[kc][MR]` each, zero-padding
+/// the last block. The run starting at column `k0` starts at `blocks · MR · k0`.
+fn pack_rows(x: &[f32], k: usize, row0: usize, rows: usize, kc_max: usize, out: &mut Vec<f32>) {
     let blocks = rows.div_ceil(MR);
     out.clear();
-    out.resize(blocks * kc * MR, 0.0);
+    out.resize(blocks * MR * k, 0.0);
     #[cfg(target_arch = "x86_64")]
     let avx512 = is_x86_feature_detected!("avx512f");
-    for (blk, dst) in out.chunks_mut(kc * MR).enumerate() {
-        let first = row0 + blk * MR;
-        let n = MR.min(row0 + rows - first);
-        let srcs: [&[f32]; MR] = std::array::from_fn(|i| {
-            if i < n {
-                &x[(first + i) * k + k0..][..kc]
-            } else {
-                &[]
+    for k0 in (0..k).step_by(kc_max) {
+        let kc = kc_max.min(k - k0);
+        let run = &mut out[blocks * MR * k0..][..blocks * MR * kc];
+        for (blk, dst) in run.chunks_mut(kc * MR).enumerate() {
+            let first = row0 + blk * MR;
+            let n = MR.min(row0 + rows - first);
+            let srcs: [&[f32]; MR] = std::array::from_fn(|i| {
+                if i < n {
+                    &x[(first + i) * k + k0..][..kc]
+                } else {
+                    &[]
+                }
+            });
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                // SAFETY: the CPU has AVX-512F; every source holds `kc` values or none, `dst`
+                // holds `kc · MR`.
+                unsafe { avx512::pack_block(&srcs, kc, dst) };
+                continue;
             }
-        });
-        #[cfg(target_arch = "x86_64")]
-        if avx512 {
-            // SAFETY: the CPU has AVX-512F; every source holds `kc` values or none, `dst`
-            // holds `kc · MR`.
-            unsafe { avx512::pack_block(&srcs, kc, dst) };
-            continue;
+            pack_block(&srcs, kc, dst);
         }
-        pack_block(&srcs, kc, dst);
     }
 }
 
@@ -501,17 +505,6 @@ mod avx512 {
         };
         let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(16)));
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        if accumulate {
-            for (i, acc_row) in acc.iter_mut().enumerate() {
-                if i < rows {
-                    // SAFETY: row i < rows, masked to the valid columns.
-                    unsafe {
-                        acc_row[0] = _mm512_maskz_loadu_ps(m0, c.add(i * ldc));
-                        acc_row[1] = _mm512_maskz_loadu_ps(m1, c.add(i * ldc + 16));
-                    }
-                }
-            }
-        }
         let (a, b) = (a.as_ptr(), b.as_ptr());
         for p in 0..kc {
             // SAFETY: p < kc and the slices hold kc steps.
@@ -527,10 +520,16 @@ mod avx512 {
         }
         for (i, acc_row) in acc.iter().enumerate() {
             if i < rows {
-                // SAFETY: as for the loads.
+                // SAFETY: row i < rows, masked to the valid columns.
                 unsafe {
-                    _mm512_mask_storeu_ps(c.add(i * ldc), m0, acc_row[0]);
-                    _mm512_mask_storeu_ps(c.add(i * ldc + 16), m1, acc_row[1]);
+                    let (mut lo, mut hi) = (acc_row[0], acc_row[1]);
+                    if accumulate {
+                        // This run's sum is added to the earlier runs' (not chained on).
+                        lo = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c.add(i * ldc)), lo);
+                        hi = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c.add(i * ldc + 16)), hi);
+                    }
+                    _mm512_mask_storeu_ps(c.add(i * ldc), m0, lo);
+                    _mm512_mask_storeu_ps(c.add(i * ldc + 16), m1, hi);
                 }
             }
         }
@@ -628,21 +627,73 @@ mod tests {
 
     #[test]
     fn packed_rows_are_the_transposed_block() {
-        // Every kc around the 16-wide steps, full and partial blocks.
-        for kc in [1usize, 15, 16, 17, 33, 64] {
-            for rows in [1usize, 5, MR] {
-                let k = kc + 3;
-                let x = values(rows * k, kc as u64);
-                let mut packed = Vec::new();
-                pack_rows(&x, k, 0, rows, 2, kc, &mut packed);
-                assert_eq!(packed.len(), kc * MR);
-                for kk in 0..kc {
-                    for i in 0..MR {
-                        let want = if i < rows { x[i * k + 2 + kk] } else { 0.0 };
-                        assert_eq!(packed[kk * MR + i], want, "kc {kc} rows {rows} ({kk}, {i})");
+        // Runs of k around the 16-wide steps, full and partial blocks, rows not from 0.
+        for k in [1usize, 15, 16, 17, 33, 64] {
+            for kc_max in [7usize, 16, k] {
+                for rows in [1usize, 5, MR, MR + 3] {
+                    let x = values((rows + 2) * k, k as u64);
+                    let mut packed = Vec::new();
+                    pack_rows(&x, k, 2, rows, kc_max, &mut packed);
+                    let blocks = rows.div_ceil(MR);
+                    assert_eq!(packed.len(), blocks * MR * k);
+                    for k0 in (0..k).step_by(kc_max) {
+                        let kc = kc_max.min(k - k0);
+                        for blk in 0..blocks {
+                            for kk in 0..kc {
+                                for i in 0..MR {
+                                    let row = blk * MR + i;
+                                    let want = if row < rows {
+                                        x[(2 + row) * k + k0 + kk]
+                                    } else {
+                                        0.0
+                                    };
+                                    let at = blocks * MR * k0 + blk * kc * MR + kk * MR + i;
+                                    assert_eq!(packed[at], want, "k {k} kc {kc_max} rows {rows}");
+                                }
+                            }
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// Rounding: each output is a sum of per-run chains of at most `KC` products, which rounds
+    /// no worse than burn's CPU matmul on the model's shapes (measured against f64).
+    #[test]
+    fn rounds_no_worse_than_burns_matmul() {
+        use burn::tensor::{Device, Tensor, TensorData};
+        let dev = Device::flex();
+        for &(m, k, n) in &[(64usize, 576usize, 576usize), (64, 1536, 576)] {
+            let x = values(m * k, 21);
+            let w: Vec<f32> = values(n * k, 22).iter().map(|v| v * 0.1).collect();
+            let packed = PackedMatrix::pack(k, &[(&w[..], n)]).unwrap();
+            let mut ours = vec![0f32; m * n];
+            packed.matmul(&x, m, &mut [&mut ours[..]]).unwrap();
+            let mut w_t = vec![0f32; k * n];
+            for j in 0..n {
+                for kk in 0..k {
+                    w_t[kk * n + j] = w[j * k + kk];
+                }
+            }
+            let burn: Vec<f32> = Tensor::<2>::from_data(TensorData::new(x.clone(), [m, k]), &dev)
+                .matmul(Tensor::<2>::from_data(TensorData::new(w_t, [k, n]), &dev))
+                .try_into_vec_as()
+                .unwrap();
+            let exact = reference(&x, m, k, &w, n);
+            let rms = |y: &[f32]| {
+                let s: f64 = y
+                    .iter()
+                    .zip(&exact)
+                    .map(|(&a, &r)| (a as f64 - r).powi(2))
+                    .sum();
+                (s / exact.len() as f64).sqrt()
+            };
+            let (ours, burn) = (rms(&ours), rms(&burn));
+            assert!(
+                ours <= 1.05 * burn,
+                "k {k}: rms error {ours:.2e} vs burn {burn:.2e}"
+            );
         }
     }
 
