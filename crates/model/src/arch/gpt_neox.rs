@@ -12,11 +12,13 @@
 
 use std::path::Path;
 
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData, module::embedding};
+use burn::tensor::{Bool, Device, Int, Tensor, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
 use super::attention::causal_attention;
-use super::host_attention::{AttentionShape, HeadLayout, HostRotary, RotaryTables, attend};
+use super::host_attention::{
+    AttentionShape, HeadLayout, HostRotary, RotaryTables, attend_and_project,
+};
 use super::layers::{LayerNorm, Linear, activate, host_slice, read_host, upload};
 use super::rope::Rotary;
 use super::{CausalLm, ModelDims, TokenLayout};
@@ -100,7 +102,6 @@ impl Attention {
         };
         rotary.apply(&mut qkv, part(0), h, b * t);
         rotary.apply(&mut qkv, part(1), h, b * t);
-        let mut mixed = vec![0f32; b * t * h * d];
         let shape = AttentionShape {
             batch: b,
             seq_len: t,
@@ -108,26 +109,15 @@ impl Attention {
             kv_heads: h,
             head_dim: d,
         };
-        let scale = (1.0 / (d as f64).sqrt()) as f32;
-        attend(
+        attend_and_project(
             shape,
-            scale,
             (&qkv, part(0)),
             (&qkv, part(1)),
             (&qkv, part(2)),
             blocked,
-            &mut mixed,
-        )?;
-        let out = self
-            .dense
-            .forward_host(&mixed, b * t)?
-            .pop()
-            .ok_or_else(|| ModelError::InvalidInput("dense has no output".into()))?;
-        let width = self.dense.d_out();
-        Ok(Tensor::from_data(
-            TensorData::new(out, [b, t, width]),
+            &self.dense,
             &device,
-        ))
+        )
     }
 }
 

@@ -11,10 +11,11 @@
 
 use std::ops::Range;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::TokenLayout;
+use super::layers::Linear;
 use super::rope::Rotary;
 use crate::error::{ModelError, Result};
 use crate::fastmath;
@@ -238,6 +239,34 @@ pub fn attend(
             simd.run(&job, queries, scratch);
         });
     Ok(())
+}
+
+/// [`attend`] with the usual `1/√d` scale, then the output projection `out_proj`, as a
+/// `[batch, seq_len, d_out]` tensor on `device`: the tail both architectures' host attention
+/// share.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_and_project(
+    shape: AttentionShape,
+    q: (&[f32], HeadLayout),
+    k: (&[f32], HeadLayout),
+    v: (&[f32], HeadLayout),
+    blocked: Option<&[bool]>,
+    out_proj: &Linear,
+    device: &Device,
+) -> Result<Tensor<3>> {
+    let (b, t) = (shape.batch, shape.seq_len);
+    let mut mixed = vec![0f32; b * t * shape.heads * shape.head_dim];
+    let scale = (1.0 / (shape.head_dim as f64).sqrt()) as f32;
+    attend(shape, scale, q, k, v, blocked, &mut mixed)?;
+    let out = out_proj
+        .forward_host(&mixed, b * t)?
+        .pop()
+        .ok_or_else(|| ModelError::InvalidInput("output projection has no output".into()))?;
+    let width = out_proj.d_out();
+    Ok(Tensor::from_data(
+        TensorData::new(out, [b, t, width]),
+        device,
+    ))
 }
 
 /// Base pointer of the output, shared with the worker tasks (see the SAFETY note in [`attend`]).
@@ -543,7 +572,7 @@ fn key_block_scores<const LEVEL: u8>(
 mod tests {
     use super::*;
     use crate::arch::attention::causal_attention_reference;
-    use burn::tensor::{Bool, TensorData};
+    use burn::tensor::Bool;
 
     fn values(n: usize, seed: usize) -> Vec<f32> {
         (0..n)

@@ -14,7 +14,9 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData, module::embedding};
 use negdiff_hooks::{BatchContext, HookPoint, HookRegistry, HookSite};
 
 use super::attention::causal_attention;
-use super::host_attention::{AttentionShape, HeadLayout, HostRotary, RotaryTables, attend};
+use super::host_attention::{
+    AttentionShape, HeadLayout, HostRotary, RotaryTables, attend_and_project,
+};
 use super::layers::{Linear, RmsNorm, activate, host_slice, read_host, upload};
 use super::rope::Rotary;
 use super::{CausalLm, ModelDims, TokenLayout};
@@ -101,7 +103,6 @@ impl Attention {
         let (q_heads, kv_heads) = (HeadLayout::dense(h, d), HeadLayout::dense(kv, d));
         rotary.apply(&mut q, q_heads, h, b * t);
         rotary.apply(&mut k, kv_heads, kv, b * t);
-        let mut mixed = vec![0f32; b * t * h * d];
         let shape = AttentionShape {
             batch: b,
             seq_len: t,
@@ -109,26 +110,15 @@ impl Attention {
             kv_heads: kv,
             head_dim: d,
         };
-        let scale = (1.0 / (d as f64).sqrt()) as f32;
-        attend(
+        attend_and_project(
             shape,
-            scale,
             (&q, q_heads),
             (&k, kv_heads),
             (&v, kv_heads),
             blocked,
-            &mut mixed,
-        )?;
-        let out = self
-            .o_proj
-            .forward_host(&mixed, b * t)?
-            .pop()
-            .ok_or_else(|| ModelError::InvalidInput("o_proj has no output".into()))?;
-        let width = self.o_proj.d_out();
-        Ok(Tensor::from_data(
-            TensorData::new(out, [b, t, width]),
+            &self.o_proj,
             &device,
-        ))
+        )
     }
 }
 
