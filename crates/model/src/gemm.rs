@@ -2,16 +2,18 @@
 //!
 //! A forward pass is ~2 FLOP per parameter per token of `y = x Wᵀ`, and on the CPU backend
 //! most of its time goes to those products. burn's CPU matmul (the `gemm` crate) re-packs the
-//! weight matrix on every call and reaches ~150–200 GFLOP/s on SmolLM2's shapes; this CPU's f32
-//! peak is ~320. Here the weights are laid out once, at load, in the order the inner kernel
-//! reads them (column panels of [`NR`] outputs, `[k][NR]` each), so a call only packs the
-//! activations (a few % of the work) and streams the rest.
+//! weight matrix on every call and reaches ~110–270 GFLOP/s on SmolLM2's shapes; this CPU's f32
+//! peak is 324 (`benches/matmul.rs`, docs/benchmarks.md). Here the weights are laid out once,
+//! at load, in the order the inner kernel reads them (column panels of [`NR`] outputs, `[k][NR]`
+//! each), so a call only packs the activations (a 16×16 register transpose, ~2% of the work).
 //!
-//! The inner kernel multiplies an [`MR`]×k block of rows by a k×[`NR`] panel, keeping the
-//! `MR × NR` tile of outputs in registers (24 AVX-512 vectors) and adding one product per `k`
-//! in order, so each output is one sequential fused multiply-add chain over `k` (blocked in
-//! [`KC`] steps). The same source is compiled for AVX-512, for AVX2+FMA and for any CPU, and
-//! picked at run time. Panels are shared out across rayon's threads.
+//! The inner kernel multiplies an [`MR`]×kc block of rows by a kc×[`NR`] run of a panel,
+//! keeping the `MR × NR` tile of outputs in registers (24 AVX-512 vectors), one fused
+//! multiply-add per `k` in order. `k` is cut into equal runs of at most [`KC`]; each run's sum
+//! is added to the output (not chained on), which rounds no worse than burn's matmul, and a run
+//! of a panel (≤ 32 KiB) stays in L1 while the kernel walks down the rows. The AVX-512 kernel
+//! is written with intrinsics; a portable version of the same arithmetic serves AVX2+FMA and
+//! other CPUs, picked at run time. Work items (rows × panel groups) go to rayon's threads.
 //!
 //! A [`PackedMatrix`] may hold several weight matrices side by side (*segments*, e.g. the query,
 //! key and value projections, or gate and up), so one call computes all of them and writes
