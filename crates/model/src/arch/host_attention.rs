@@ -735,58 +735,26 @@ mod tests {
             kv_heads: 1,
             head_dim: 4,
         };
-        let q = vec![0f32; 32];
+        let q = [0f32; 32];
         let kv = vec![0f32; 16];
         let mut out = vec![0f32; 32];
         let dense = |n| HeadLayout::dense(n, 4);
-        assert!(
+        // `attend` on these buffers with the given query length, mask and output.
+        let call = |q_len: usize, mask: Option<&[bool]>, out: &mut [f32]| {
             attend(
                 shape,
                 1.0,
-                (&q, dense(2)),
+                (&q[..q_len], dense(2)),
                 (&kv, dense(1)),
                 (&kv, dense(1)),
-                None,
-                &mut out
+                mask,
+                out,
             )
-            .is_ok()
-        );
-        assert!(
-            attend(
-                shape,
-                1.0,
-                (&q[..31], dense(2)),
-                (&kv, dense(1)),
-                (&kv, dense(1)),
-                None,
-                &mut out
-            )
-            .is_err()
-        );
-        assert!(
-            attend(
-                shape,
-                1.0,
-                (&q, dense(2)),
-                (&kv, dense(1)),
-                (&kv, dense(1)),
-                Some(&[false; 3]),
-                &mut out
-            )
-            .is_err()
-        );
+        };
+        assert!(call(32, None, &mut out).is_ok());
+        assert!(call(31, None, &mut out).is_err());
+        assert!(call(32, Some(&[false; 3]), &mut out).is_err());
         let mut short = vec![0f32; 31];
-        assert!(
-            attend(
-                shape,
-                1.0,
-                (&q, dense(2)),
-                (&kv, dense(1)),
-                (&kv, dense(1)),
-                None,
-                &mut short
-            )
-            .is_err()
-        );
+        assert!(call(32, None, &mut short).is_err());
     }
 }
