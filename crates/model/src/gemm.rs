@@ -247,6 +247,8 @@ fn pack_rows(x: &[f32], k: usize, row0: usize, rows: usize, kc_max: usize, out: 
     out.resize(blocks * MR * k, 0.0);
     #[cfg(target_arch = "x86_64")]
     let avx512 = is_x86_feature_detected!("avx512f");
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = is_x86_feature_detected!("avx2");
     for k0 in (0..k).step_by(kc_max) {
         let kc = kc_max.min(k - k0);
         let run = &mut out[blocks * MR * k0..][..blocks * MR * kc];
@@ -265,6 +267,12 @@ fn pack_rows(x: &[f32], k: usize, row0: usize, rows: usize, kc_max: usize, out: 
                 // SAFETY: the CPU has AVX-512F; every source holds `kc` values or none, `dst`
                 // holds `kc · MR`.
                 unsafe { avx512::pack_block(&srcs, kc, dst) };
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU has AVX2; sources and `dst` as above.
+                unsafe { avx2::pack_block(&srcs, kc, dst) };
                 continue;
             }
             pack_block(&srcs, kc, dst);
@@ -327,12 +335,6 @@ fn tile_product<const FUSED: bool>(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR
     acc
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn tile_avx2(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
-    tile_product::<true>(kc, a, b)
-}
-
 /// The inner kernel this CPU runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
@@ -378,9 +380,7 @@ impl Kernel {
             Kernel::Avx512 => unsafe { avx512::tile(kc, a, b, c, ldc, rows, cols, accumulate) },
             // SAFETY: as above, for AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe {
-                store_tile(&tile_avx2(kc, a, b), c, ldc, rows, cols, accumulate)
-            },
+            Kernel::Avx2 => unsafe { avx2::tile(kc, a, b, c, ldc, rows, cols, accumulate) },
             // SAFETY: the caller's promise on `c`.
             Kernel::Portable => unsafe {
                 store_tile(
@@ -538,6 +538,179 @@ mod avx512 {
     }
 }
 
+/// The AVX2 kernel: sixteen 256-bit registers hold a 6×16 corner of the tile (12
+/// accumulators, two weight vectors, one broadcast), so the 12×32 tile is computed as four such
+/// corners over the same packed runs. Each output is the same in-order chain of fused
+/// multiply-adds as in the AVX-512 kernel: both give bit-identical results.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// Rows of one corner.
+    const SUB_ROWS: usize = 6;
+    /// Columns of one corner (two 8-lane vectors).
+    const SUB_COLS: usize = 16;
+    const _: () = assert!(MR % SUB_ROWS == 0 && NR % SUB_COLS == 0);
+
+    /// [`super::pack_block`] eight `k` at a time: rows 0–7 and 8–11 (padded with zero rows)
+    /// as two 8×8 transposes in registers.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; each source holds `kc` values or none; `dst` holds `kc · MR`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pack_block(srcs: &[&[f32]; MR], kc: usize, dst: &mut [f32]) {
+        const _: () = assert!(MR > 8 && MR <= 16, "two 8-row halves");
+        debug_assert!(dst.len() >= kc * MR && srcs.iter().all(|s| s.is_empty() || s.len() >= kc));
+        let mut kk = 0;
+        while kk + 8 <= kc {
+            for (half, first) in [0usize, 8].into_iter().enumerate() {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (ri, src) in r.iter_mut().zip(&srcs[first..]) {
+                    if !src.is_empty() {
+                        // SAFETY: kk + 8 ≤ kc ≤ src.len().
+                        *ri = unsafe { _mm256_loadu_ps(src.as_ptr().add(kk)) };
+                    }
+                }
+                transpose8(&mut r);
+                for (j, col) in r.iter().enumerate() {
+                    // SAFETY: (kk + j)·MR + first + (8 or 4) ≤ kc·MR ≤ dst.len().
+                    unsafe {
+                        let at = dst.as_mut_ptr().add((kk + j) * MR + first);
+                        if half == 0 {
+                            _mm256_storeu_ps(at, *col);
+                        } else {
+                            _mm_storeu_ps(at, _mm256_castps256_ps128(*col));
+                        }
+                    }
+                }
+            }
+            kk += 8;
+        }
+        for (i, src) in srcs.iter().enumerate() {
+            for (k2, &v) in src.iter().enumerate().take(kc).skip(kk) {
+                dst[k2 * MR + i] = v;
+            }
+        }
+    }
+
+    /// Transposes an 8×8 block held as 8 row vectors.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn transpose8(r: &mut [__m256; 8]) {
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let mut u = [_mm256_setzero_ps(); 8];
+        for h in 0..2 {
+            let (a, b, c, d) = (t[4 * h], t[4 * h + 1], t[4 * h + 2], t[4 * h + 3]);
+            u[4 * h] = _mm256_shuffle_ps::<0x44>(a, c);
+            u[4 * h + 1] = _mm256_shuffle_ps::<0xee>(a, c);
+            u[4 * h + 2] = _mm256_shuffle_ps::<0x44>(b, d);
+            u[4 * h + 3] = _mm256_shuffle_ps::<0xee>(b, d);
+        }
+        for i in 0..4 {
+            r[i] = _mm256_permute2f128_ps::<0x20>(u[i], u[4 + i]);
+            r[4 + i] = _mm256_permute2f128_ps::<0x31>(u[i], u[4 + i]);
+        }
+    }
+
+    /// `C[..rows, ..cols] (+)= A·B` for `a: [kc][MR]`, `b: [kc][NR]`; corners without valid
+    /// rows or columns are skipped.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `a` and `b` hold at least `kc` steps; `c + i·ldc + j` is
+    /// valid for reads and writes for `i < rows ≤ MR`, `j < cols ≤ NR`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile(
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
+        debug_assert!(a.len() >= kc * MR && b.len() >= kc * NR && rows <= MR && cols <= NR);
+        for i0 in (0..rows).step_by(SUB_ROWS) {
+            for j0 in (0..cols).step_by(SUB_COLS) {
+                // SAFETY: i0 < MR, j0 < NR, so the corner's reads stay inside the steps.
+                let acc = unsafe { corner(kc, a.as_ptr().add(i0), b.as_ptr().add(j0)) };
+                let (n_rows, n_cols) = (SUB_ROWS.min(rows - i0), SUB_COLS.min(cols - j0));
+                for (i, acc_row) in acc.iter().enumerate().take(n_rows) {
+                    // SAFETY: row i0 + i < rows; columns j0 .. j0 + n_cols ≤ cols.
+                    unsafe {
+                        store_row(acc_row, c.add((i0 + i) * ldc + j0), n_cols, accumulate)
+                    };
+                }
+            }
+        }
+    }
+
+    /// `Σ_p a[p·MR + i] · b[p·NR + j]` for `i < 6`, `j < 16`, one fused multiply-add per step.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `a + p·MR + 5` and `b + p·NR + 15` are readable for `p < kc`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn corner(kc: usize, a: *const f32, b: *const f32) -> [[__m256; 2]; SUB_ROWS] {
+        let mut acc = [[_mm256_setzero_ps(); 2]; SUB_ROWS];
+        for p in 0..kc {
+            // SAFETY: the caller's promise.
+            unsafe {
+                let b0 = _mm256_loadu_ps(b.add(p * NR));
+                let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+                for (i, acc_row) in acc.iter_mut().enumerate() {
+                    let ai = _mm256_broadcast_ss(&*a.add(p * MR + i));
+                    acc_row[0] = _mm256_fmadd_ps(ai, b0, acc_row[0]);
+                    acc_row[1] = _mm256_fmadd_ps(ai, b1, acc_row[1]);
+                }
+            }
+        }
+        acc
+    }
+
+    /// Writes (or adds) the first `cols ≤ 16` values of a corner row at `dst`.
+    ///
+    /// # Safety
+    /// AVX2; `dst .. dst + cols` is valid for reads and writes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_row(row: &[__m256; 2], dst: *mut f32, cols: usize, accumulate: bool) {
+        if cols == SUB_COLS {
+            for (h, &v) in row.iter().enumerate() {
+                // SAFETY: 16 values at dst (the caller's promise).
+                unsafe {
+                    let at = dst.add(8 * h);
+                    // This run's sum is added to the earlier runs' (not chained on).
+                    let v = if accumulate {
+                        _mm256_add_ps(_mm256_loadu_ps(at), v)
+                    } else {
+                        v
+                    };
+                    _mm256_storeu_ps(at, v);
+                }
+            }
+            return;
+        }
+        let mut lanes = [0f32; SUB_COLS];
+        // SAFETY: `lanes` holds two vectors.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), row[0]);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(8), row[1]);
+        }
+        // SAFETY: `cols` values at dst (the caller's promise).
+        let out = unsafe { std::slice::from_raw_parts_mut(dst, cols) };
+        for (d, &v) in out.iter_mut().zip(&lanes) {
+            *d = if accumulate { *d + v } else { v };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +797,74 @@ mod tests {
         // The runtime kernel and the fused source agree bit for bit where FMA is available.
         if Kernel::detect() != Kernel::Portable {
             assert_eq!(fused, detected);
+        }
+    }
+
+    /// Every kernel this CPU can run (not only the one `detect` picks), on full and partial
+    /// tiles, written and accumulated: the same values as the in-order fused chain.
+    #[test]
+    fn each_available_kernel_handles_partial_tiles() {
+        let mut kernels = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                kernels.push(Kernel::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                kernels.push(Kernel::Avx512);
+            }
+        }
+        let kc = 37;
+        let (a, b) = (values(kc * MR, 5), values(kc * NR, 6));
+        let fused = tile_product::<true>(kc, &a, &b);
+        let ld = NR + 3;
+        for &kernel in &kernels {
+            for (rows, cols) in [(MR, NR), (1, 1), (5, 17), (7, 16), (MR, 9), (6, NR)] {
+                for accumulate in [false, true] {
+                    let before = values(MR * ld, 7);
+                    let mut c = before.clone();
+                    // SAFETY: `c` holds MR rows of `ld ≥ NR` values.
+                    unsafe { kernel.run(kc, &a, &b, c.as_mut_ptr(), ld, rows, cols, accumulate) };
+                    for i in 0..MR {
+                        for j in 0..ld {
+                            let inside = i < rows && j < cols;
+                            let want = match (inside, accumulate) {
+                                (false, _) => before[i * ld + j],
+                                (true, false) => fused[i][j],
+                                (true, true) => before[i * ld + j] + fused[i][j],
+                            };
+                            let got = c[i * ld + j];
+                            let tol = if kernel == Kernel::Portable { 1e-5 } else { 0.0 };
+                            assert!(
+                                (got - want).abs() <= tol,
+                                "{kernel:?} rows {rows} cols {cols} acc {accumulate} at ({i}, {j}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX2 packing (run only where the CPU has AVX2, whatever `pack_rows` picks).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_packing_is_the_transposed_block() {
+        if !is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for kc in [1usize, 7, 8, 9, 16, 23] {
+            for n in [0usize, 1, 8, 9, MR] {
+                let rows: Vec<Vec<f32>> = (0..MR).map(|i| values(kc, (i + 100) as u64)).collect();
+                let srcs: [&[f32]; MR] =
+                    std::array::from_fn(|i| if i < n { &rows[i][..] } else { &[] });
+                let mut simd = vec![0f32; kc * MR];
+                let mut plain = vec![0f32; kc * MR];
+                // SAFETY: AVX2 checked above; sources hold kc values or none.
+                unsafe { avx2::pack_block(&srcs, kc, &mut simd) };
+                pack_block(&srcs, kc, &mut plain);
+                assert_eq!(simd, plain, "kc {kc} rows {n}");
+            }
         }
     }
 
