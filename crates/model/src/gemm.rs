@@ -158,10 +158,50 @@ impl PackedMatrix {
                 self.widths
             )));
         }
-        if m == 0 {
-            return Ok(());
-        }
         let targets: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
+        // SAFETY: each target holds `m × widths[s]` values (checked above), borrowed mutably
+        // for this call.
+        unsafe { self.run(x, m, &targets) };
+        Ok(())
+    }
+
+    /// `x · W_sᵀ` for every segment into new `[m, widths[s]]` buffers. The buffers are not
+    /// zero-filled first (a page-sized memset per call otherwise): the kernel writes every
+    /// element.
+    pub fn matmul_new(&self, x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
+        if x.len() != m * self.k {
+            return Err(ModelError::InvalidInput(format!(
+                "matmul input has {} values, expected {m} × {}",
+                x.len(),
+                self.k
+            )));
+        }
+        let mut outs: Vec<Vec<f32>> = self
+            .widths
+            .iter()
+            .map(|&w| Vec::with_capacity(m * w))
+            .collect();
+        let targets: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
+        // SAFETY: each target has capacity for `m × widths[s]` values and no other reference.
+        unsafe { self.run(x, m, &targets) };
+        for (out, &w) in outs.iter_mut().zip(&self.widths) {
+            // SAFETY: `run` wrote all `m × w` elements: the work items' rectangles cover every
+            // (row, column) of every segment, and each one's first run of `k` stores (does not
+            // add to) its outputs; later runs only read what the first one wrote.
+            unsafe { out.set_len(m * w) };
+        }
+        Ok(outs)
+    }
+
+    /// The product into `targets` (one per segment).
+    ///
+    /// # Safety
+    /// `x` holds `m × d_in` values; `targets[s]` is valid for writes (and reads of what this
+    /// call wrote) of `m × widths[s]` values, with no other reference during the call.
+    unsafe fn run(&self, x: &[f32], m: usize, targets: &[OutPtr]) {
+        if m == 0 {
+            return;
+        }
         let kernel = Kernel::detect();
         // k in `k_blocks` equal runs of at most KC: each output is the sum of one product chain
         // per run (shorter chains round less than one chain over all of k).
@@ -176,15 +216,14 @@ impl PackedMatrix {
         // too when there are few rows (the LM head's chunks, one token at a time).
         let threads = rayon::current_num_threads().max(1);
         let want = ITEMS_PER_THREAD * threads;
-        let panel_groups = want.div_ceil(row_items).min(self.panels.len()).max(1);
-        let group_len = self.panels.len().div_ceil(panel_groups);
+        let group_len = balanced_group_len(self.panels.len(), row_items, want, threads);
+        let panel_groups = self.panels.len().div_ceil(group_len);
         let items: Vec<(usize, usize)> = (0..row_items)
             .flat_map(|r| (0..panel_groups).map(move |g| (r, g)))
             .filter(|&(r, g)| r * mc < m && g * group_len < self.panels.len())
             .collect();
-        items
-            .into_par_iter()
-            .for_each_init(Vec::new, |packed, (r_item, group)| {
+        items.into_par_iter().for_each(|(r_item, group)| {
+            PACKED_ROWS.with_borrow_mut(|packed| {
                 let row0 = r_item * mc;
                 let rows = mc.min(m - row0);
                 let blocks = rows.div_ceil(MR);
@@ -224,9 +263,27 @@ impl PackedMatrix {
                         }
                     }
                 }
-            });
-        Ok(())
+            })
+        });
     }
+}
+
+thread_local! {
+    /// Each thread's packed activations, kept between calls: a fresh buffer per work item
+    /// (up to [`L2_BUDGET`]) costs page faults and zeroing of new pages.
+    static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Panels per work item: about `want` items in all, and where possible a multiple of
+/// `threads` of them (nine items on two threads leave one thread idle for a ninth of the call).
+fn balanced_group_len(panels: usize, row_items: usize, want: usize, threads: usize) -> usize {
+    let len_for = |groups: usize| panels.div_ceil(groups);
+    let first = want.div_ceil(row_items).clamp(1, panels);
+    (first..=panels)
+        .take(8)
+        .map(len_for)
+        .find(|&len| (row_items * panels.div_ceil(len)).is_multiple_of(threads))
+        .unwrap_or(len_for(first))
 }
 
 /// An output buffer's base pointer, shared with the worker threads (see the SAFETY note in
@@ -551,7 +608,7 @@ mod avx2 {
     const SUB_ROWS: usize = 6;
     /// Columns of one corner (two 8-lane vectors).
     const SUB_COLS: usize = 16;
-    const _: () = assert!(MR % SUB_ROWS == 0 && NR % SUB_COLS == 0);
+    const _: () = assert!(MR.is_multiple_of(SUB_ROWS) && NR.is_multiple_of(SUB_COLS));
 
     /// [`super::pack_block`] eight `k` at a time: rows 0–7 and 8–11 (padded with zero rows)
     /// as two 8×8 transposes in registers.
@@ -643,9 +700,7 @@ mod avx2 {
                 let (n_rows, n_cols) = (SUB_ROWS.min(rows - i0), SUB_COLS.min(cols - j0));
                 for (i, acc_row) in acc.iter().enumerate().take(n_rows) {
                     // SAFETY: row i0 + i < rows; columns j0 .. j0 + n_cols ≤ cols.
-                    unsafe {
-                        store_row(acc_row, c.add((i0 + i) * ldc + j0), n_cols, accumulate)
-                    };
+                    unsafe { store_row(acc_row, c.add((i0 + i) * ldc + j0), n_cols, accumulate) };
                 }
             }
         }
@@ -834,7 +889,11 @@ mod tests {
                                 (true, true) => before[i * ld + j] + fused[i][j],
                             };
                             let got = c[i * ld + j];
-                            let tol = if kernel == Kernel::Portable { 1e-5 } else { 0.0 };
+                            let tol = if kernel == Kernel::Portable {
+                                1e-5
+                            } else {
+                                0.0
+                            };
                             assert!(
                                 (got - want).abs() <= tol,
                                 "{kernel:?} rows {rows} cols {cols} acc {accumulate} at ({i}, {j}): {got} vs {want}"
@@ -938,6 +997,38 @@ mod tests {
                 "k {k}: rms error {ours:.2e} vs burn {burn:.2e}"
             );
         }
+    }
+
+    #[test]
+    fn new_buffers_equal_the_lent_ones() {
+        for &(m, k, ref ns) in &[
+            (0usize, 4usize, vec![3usize]),
+            (13, 300, vec![40, 7]),
+            (1, 5, vec![1]),
+        ] {
+            let x = values(m * k, 30);
+            let ws: Vec<Vec<f32>> = ns.iter().map(|&n| values(n * k, 31 + n as u64)).collect();
+            let segments: Vec<(&[f32], usize)> =
+                ws.iter().zip(ns).map(|(w, &n)| (&w[..], n)).collect();
+            let packed = PackedMatrix::pack(k, &segments).unwrap();
+            let mut lent: Vec<Vec<f32>> = ns.iter().map(|&n| vec![0f32; m * n]).collect();
+            let mut views: Vec<&mut [f32]> = lent.iter_mut().map(|o| &mut o[..]).collect();
+            packed.matmul(&x, m, &mut views).unwrap();
+            assert_eq!(packed.matmul_new(&x, m).unwrap(), lent);
+        }
+        let packed = PackedMatrix::pack(2, &[(&[1.0, 2.0][..], 1)]).unwrap();
+        assert!(packed.matmul_new(&[1.0; 3], 1).is_err());
+    }
+
+    #[test]
+    fn work_items_are_a_multiple_of_the_threads_where_possible() {
+        // SmolLM2's gate/up on 1,024 rows: 96 panels, 3 row items, 2 threads.
+        // Four equal groups of 24 (twelve items), not three of 32 (nine).
+        assert_eq!(balanced_group_len(96, 3, 8, 2), 24);
+        // Nothing to balance: one panel.
+        assert_eq!(balanced_group_len(1, 3, 8, 2), 1);
+        // Many row items already: whole panels per item.
+        assert_eq!(balanced_group_len(18, 16, 8, 2), 18);
     }
 
     #[test]

@@ -172,6 +172,21 @@ pub fn attend(
     blocked: Option<&[bool]>,
     out: &mut [f32],
 ) -> Result<()> {
+    attend_with(Simd::detect(), shape, scale, q, k, v, blocked, out)
+}
+
+/// [`attend`] with the inner loops compiled for `simd` (tests run every level the CPU has).
+#[allow(clippy::too_many_arguments)]
+fn attend_with(
+    simd: Simd,
+    shape: AttentionShape,
+    scale: f32,
+    q: (&[f32], HeadLayout),
+    k: (&[f32], HeadLayout),
+    v: (&[f32], HeadLayout),
+    blocked: Option<&[bool]>,
+    out: &mut [f32],
+) -> Result<()> {
     let AttentionShape {
         batch,
         seq_len: t,
@@ -199,7 +214,6 @@ pub fn attend(
     }
     let rep = heads / kv_heads;
     let chunks = t.div_ceil(QUERY_CHUNK);
-    let simd = Simd::detect();
     // Keys transposed per (row, key/value head), `[d][tp]`, zero-padded to whole key blocks,
     // so that a query's scores come out KEY_BLOCK keys at a time with no horizontal sums.
     let tp = t.div_ceil(KEY_BLOCK) * KEY_BLOCK;
@@ -309,6 +323,23 @@ impl Simd {
             }
         }
         Simd::Portable
+    }
+
+    /// Every level this CPU can run.
+    #[cfg(test)]
+    fn available() -> Vec<Self> {
+        #[allow(unused_mut)]
+        let mut levels = vec![Simd::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                levels.push(Simd::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f") {
+                levels.push(Simd::Avx512);
+            }
+        }
+        levels
     }
 
     /// Runs `job` on `queries`, inlined into a function compiled for this extension so that
@@ -439,6 +470,28 @@ impl HeadJob<'_> {
                 return;
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if LEVEL == AVX2 && d % AVX2_LANES == 0 && d <= 8 * AVX2_LANES {
+            let stride = layout.row_stride;
+            let last = keys.last().map_or(0, |&kj| kj * stride + d);
+            if values.len() >= last {
+                // SAFETY: LEVEL is AVX2 only inside the AVX2 wrapper of `Simd::run`; the rows
+                // read lie in `values` (checked as above), `dst` holds `d` values.
+                unsafe {
+                    match d / AVX2_LANES {
+                        1 => avx2::mix::<1>(scores, keys, values, stride, dst),
+                        2 => avx2::mix::<2>(scores, keys, values, stride, dst),
+                        3 => avx2::mix::<3>(scores, keys, values, stride, dst),
+                        4 => avx2::mix::<4>(scores, keys, values, stride, dst),
+                        5 => avx2::mix::<5>(scores, keys, values, stride, dst),
+                        6 => avx2::mix::<6>(scores, keys, values, stride, dst),
+                        7 => avx2::mix::<7>(scores, keys, values, stride, dst),
+                        _ => avx2::mix::<8>(scores, keys, values, stride, dst),
+                    }
+                }
+                return;
+            }
+        }
         dst.fill(0.0);
         for &kj in keys {
             fastmath::axpy(scores[kj], &values[kj * layout.row_stride..][..d], dst);
@@ -509,6 +562,48 @@ mod avx512 {
     }
 }
 
+/// The value mixing with AVX2 intrinsics: the `d`-wide sum (at most eight 8-lane vectors)
+/// held in registers, one fused multiply-add per key in key order.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::AVX2_LANES;
+    use std::arch::x86_64::*;
+
+    /// `dst = Σ_{kj ∈ keys} p[kj] · values[kj·stride ..][..CH·8]`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `values` holds every row read; `dst` holds `CH·8` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn mix<const CH: usize>(
+        p: &[f32],
+        keys: &[usize],
+        values: &[f32],
+        stride: usize,
+        dst: &mut [f32],
+    ) {
+        debug_assert!(dst.len() >= CH * AVX2_LANES);
+        let mut acc = [_mm256_setzero_ps(); CH];
+        let base = values.as_ptr();
+        for &kj in keys {
+            let pk = _mm256_set1_ps(p[kj]);
+            for (c, a) in acc.iter_mut().enumerate() {
+                // SAFETY: the caller's promise on `values`.
+                unsafe {
+                    let r = _mm256_loadu_ps(base.add(kj * stride + c * AVX2_LANES));
+                    *a = _mm256_fmadd_ps(pk, r, *a);
+                }
+            }
+        }
+        for (c, a) in acc.iter().enumerate() {
+            // SAFETY: `dst` holds CH·8 values.
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(c * AVX2_LANES), *a) };
+        }
+    }
+}
+
+/// f32 lanes of an AVX2 vector.
+const AVX2_LANES: usize = 8;
+
 /// Keys scored at once by [`key_block_scores`] (four vectors of [`LANES`]).
 const KEY_BLOCK: usize = 64;
 /// f32 lanes of the widest vectors (AVX-512).
@@ -525,8 +620,9 @@ fn madd<const LEVEL: u8>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
-/// `out[j] = q · k_{j0+j}` for `KEY_BLOCK` keys, from transposed keys `kt: [d][tp]`. Even and
-/// odd dimensions go to separate sums (twice the independent chains, one add at the end).
+/// `out[j] = q · k_{j0+j}` for `KEY_BLOCK` keys, from transposed keys `kt: [d][tp]`. With
+/// AVX-512, even and odd dimensions go to separate sums (twice the independent chains, one add
+/// at the end); with AVX2 one set of sums (eight registers; two sets would not fit in sixteen).
 #[inline(always)]
 fn key_block_scores<const LEVEL: u8>(
     q: &[f32],
@@ -552,7 +648,8 @@ fn key_block_scores<const LEVEL: u8>(
         let dd = 2 * pair;
         add::<LEVEL>(&mut even, qs[0], kt[dd * tp + j0..].first_chunk());
         if let Some(&qd) = qs.get(1) {
-            add::<LEVEL>(&mut odd, qd, kt[(dd + 1) * tp + j0..].first_chunk());
+            let sums = if LEVEL == AVX2 { &mut even } else { &mut odd };
+            add::<LEVEL>(sums, qd, kt[(dd + 1) * tp + j0..].first_chunk());
         }
     }
     for ((o, e), d) in out
@@ -588,7 +685,17 @@ mod tests {
 
     #[test]
     fn matches_the_reference_with_and_without_a_mask() {
-        let (b, t, heads, kv, d) = (2, 37, 6, 2, 16);
+        // Head sizes: one and two AVX2 vectors, SmolLM2's 64, and one the vector paths skip.
+        for (simd, d) in Simd::available()
+            .into_iter()
+            .flat_map(|s| [8, 16, 64, 12].map(|d| (s, d)))
+        {
+            matches_the_reference(simd, d);
+        }
+    }
+
+    fn matches_the_reference(simd: Simd, d: usize) {
+        let (b, t, heads, kv) = (2, 37, 6, 2);
         let q = values(b * t * heads * d, 1);
         let k = values(b * t * kv * d, 2);
         let v = values(b * t * kv * d, 3);
@@ -608,7 +715,8 @@ mod tests {
                 head_dim: d,
             };
             let mut out = vec![0f32; b * t * heads * d];
-            attend(
+            attend_with(
+                simd,
                 shape,
                 0.25,
                 (&q, HeadLayout::dense(heads, d)),
@@ -636,7 +744,7 @@ mod tests {
                 .zip(&want)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            assert!(err < 1e-5, "mask {}: {err}", mask.is_some());
+            assert!(err < 1e-5, "{simd:?} d {d} mask {}: {err}", mask.is_some());
         }
     }
 

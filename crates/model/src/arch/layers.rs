@@ -233,9 +233,7 @@ impl Linear {
                 "forward_host on a linear layer stored on a device".into(),
             ));
         };
-        let mut outs: Vec<Vec<f32>> = self.widths.iter().map(|&w| vec![0f32; rows * w]).collect();
-        let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| &mut o[..]).collect();
-        packed.matmul(x, rows, &mut views)?;
+        let mut outs = packed.matmul_new(x, rows)?;
         if let Some(LinearBias::Host(bias)) = &self.bias {
             let mut start = 0;
             for (out, &w) in outs.iter_mut().zip(&self.widths) {
