@@ -2,18 +2,21 @@
 //!
 //! A forward pass is ~2 FLOP per parameter per token of `y = x Wᵀ`, and on the CPU backend
 //! most of its time goes to those products. burn's CPU matmul (the `gemm` crate) re-packs the
-//! weight matrix on every call and reaches ~110–270 GFLOP/s on SmolLM2's shapes; this CPU's f32
-//! peak is 324 (`benches/matmul.rs`, docs/benchmarks.md). Here the weights are laid out once,
+//! weight matrix on every call: on SmolLM2's shapes it reached ~110–270 GFLOP/s on a 2-core
+//! AVX-512 Xeon (f32 peak 324) and 65–85 on a 2-core AVX2 EPYC (peak 110–170), where this
+//! module's kernel reached 236–291 and 88–105 (`benches/matmul.rs`, docs/benchmarks.md). Here the weights are laid out once,
 //! at load, in the order the inner kernel reads them (column panels of [`NR`] outputs, `[k][NR]`
 //! each), so a call only packs the activations (a 16×16 register transpose, ~2% of the work).
 //!
-//! The inner kernel multiplies an [`MR`]×kc block of rows by a kc×[`NR`] run of a panel,
-//! keeping the `MR × NR` tile of outputs in registers (24 AVX-512 vectors), one fused
-//! multiply-add per `k` in order. `k` is cut into equal runs of at most [`KC`]; each run's sum
-//! is added to the output (not chained on), which rounds no worse than burn's matmul, and a run
-//! of a panel (≤ 32 KiB) stays in L1 while the kernel walks down the rows. The AVX-512 kernel
-//! is written with intrinsics; a portable version of the same arithmetic serves AVX2+FMA and
-//! other CPUs, picked at run time. Work items (rows × panel groups) go to rayon's threads.
+//! The inner kernel multiplies an [`MR`]×kc block of rows by a kc×[`NR`] run of a panel, one
+//! fused multiply-add per `k` in order. `k` is cut into equal runs of at most [`KC`]; each
+//! run's sum is added to the output (not chained on), which rounds no worse than burn's matmul,
+//! and a run of a panel (≤ 32 KiB) stays near the core while the kernel walks down the rows.
+//! Kernels, picked at run time: AVX-512 keeps the whole `MR × NR` tile in registers (24 of its
+//! 32 vectors); AVX2+FMA has 16 registers and computes the tile as four 6×16 corners (12
+//! accumulators each), with the same chain per output, so both give bit-identical results; a
+//! portable version serves other CPUs. Work items (rows × panel groups, a multiple of the
+//! thread count where possible) go to rayon's threads.
 //!
 //! A [`PackedMatrix`] may hold several weight matrices side by side (*segments*, e.g. the query,
 //! key and value projections, or gate and up), so one call computes all of them and writes

@@ -342,7 +342,7 @@ impl LanguageModel {
     /// `log p(target | position)` for each `(position, target)` request, where `position`
     /// indexes the flattened `[batch · pos]` rows of `hidden`.
     ///
-    /// Each distinct position is unembedded once, in chunks of [`LOGIT_CHUNK_ROWS`] rows (memory
+    /// Each distinct position is unembedded once, in chunks of `LOGIT_CHUNK_ROWS` (128) rows (memory
     /// stays bounded for any batch); several requests may share a position (prefix trees).
     pub fn logprobs_at(&self, hidden: Tensor<3>, requests: &[(usize, u32)]) -> Result<Vec<f32>> {
         let [b, t, d] = hidden.dims();

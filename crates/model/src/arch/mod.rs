@@ -2,7 +2,7 @@
 //!
 //! To add an architecture: write `arch/<name>.rs` with its config → attention → MLP → block →
 //! model, reading weights by HF names through [`WeightSource`]; add its `model_type` to
-//! [`ArchConfig`](crate::config::ArchConfig) and one arm to [`build`].
+//! [`ArchConfig`] and one arm to [`build`].
 
 pub mod attention;
 pub mod gpt_neox;
