@@ -141,8 +141,8 @@ impl PackedMatrix {
         &self.widths
     }
 
-    /// `outs[s] = x · W_sᵀ` for `x: [m, d_in]` row-major; `outs[s]` is `[m, widths[s]]`.
-    pub fn matmul(&self, x: &[f32], m: usize, outs: &mut [&mut [f32]]) -> Result<()> {
+    /// An error unless `x` holds `m` rows of `d_in` values.
+    fn check_input(&self, x: &[f32], m: usize) -> Result<()> {
         if x.len() != m * self.k {
             return Err(ModelError::InvalidInput(format!(
                 "matmul input has {} values, expected {m} × {}",
@@ -150,6 +150,12 @@ impl PackedMatrix {
                 self.k
             )));
         }
+        Ok(())
+    }
+
+    /// `outs[s] = x · W_sᵀ` for `x: [m, d_in]` row-major; `outs[s]` is `[m, widths[s]]`.
+    pub fn matmul(&self, x: &[f32], m: usize, outs: &mut [&mut [f32]]) -> Result<()> {
+        self.check_input(x, m)?;
         if outs.len() != self.widths.len()
             || outs
                 .iter()
@@ -172,13 +178,7 @@ impl PackedMatrix {
     /// zero-filled first (a page-sized memset per call otherwise): the kernel writes every
     /// element.
     pub fn matmul_new(&self, x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
-        if x.len() != m * self.k {
-            return Err(ModelError::InvalidInput(format!(
-                "matmul input has {} values, expected {m} × {}",
-                x.len(),
-                self.k
-            )));
-        }
+        self.check_input(x, m)?;
         let mut outs: Vec<Vec<f32>> = self
             .widths
             .iter()
@@ -232,7 +232,7 @@ impl PackedMatrix {
                 let blocks = rows.div_ceil(MR);
                 let panels = group * group_len..((group + 1) * group_len).min(self.panels.len());
                 // All of k packed once; run `kb` starts at `blocks · MR · k0`.
-                pack_rows(x, self.k, row0, rows, kc_max, packed);
+                pack_rows(kernel, x, self.k, row0, rows, kc_max, packed);
                 for p in panels {
                     let panel = self.panels[p];
                     let width = self.widths[panel.segment];
@@ -298,17 +298,21 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
-/// Lays rows `row0..row0+rows` of `x` (`k` columns) out for the kernel: k in runs of `kc_max`
+/// Lays rows `row0..row0+rows` of `x` (`k` columns) out for `kernel`: k in runs of `kc_max`
 /// (the last may be shorter), each run as blocks of [`MR`] rows, `[kc][MR]` each, zero-padding
 /// the last block. The run starting at column `k0` starts at `blocks · MR · k0`.
-fn pack_rows(x: &[f32], k: usize, row0: usize, rows: usize, kc_max: usize, out: &mut Vec<f32>) {
+fn pack_rows(
+    kernel: Kernel,
+    x: &[f32],
+    k: usize,
+    row0: usize,
+    rows: usize,
+    kc_max: usize,
+    out: &mut Vec<f32>,
+) {
     let blocks = rows.div_ceil(MR);
     out.clear();
     out.resize(blocks * MR * k, 0.0);
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = is_x86_feature_detected!("avx512f");
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = is_x86_feature_detected!("avx2");
     for k0 in (0..k).step_by(kc_max) {
         let kc = kc_max.min(k - k0);
         let run = &mut out[blocks * MR * k0..][..blocks * MR * kc];
@@ -322,28 +326,25 @@ fn pack_rows(x: &[f32], k: usize, row0: usize, rows: usize, kc_max: usize, out: 
                     &[]
                 }
             });
-            #[cfg(target_arch = "x86_64")]
-            if avx512 {
-                // SAFETY: the CPU has AVX-512F; every source holds `kc` values or none, `dst`
-                // holds `kc · MR`.
-                unsafe { avx512::pack_block(&srcs, kc, dst) };
-                continue;
+            match kernel {
+                // SAFETY: `Kernel::detect` picks AVX-512 only where the CPU has AVX-512F; every
+                // source holds `kc` values or none, `dst` holds `kc · MR`.
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => unsafe { avx512::pack_block(&srcs, kc, dst) },
+                // SAFETY: as above, for AVX2.
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => unsafe { avx2::pack_block(&srcs, kc, dst) },
+                Kernel::Portable => pack_tail(&srcs, 0, kc, dst),
             }
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: the CPU has AVX2; sources and `dst` as above.
-                unsafe { avx2::pack_block(&srcs, kc, dst) };
-                continue;
-            }
-            pack_block(&srcs, kc, dst);
         }
     }
 }
 
-/// `dst[kk·MR + i] = srcs[i][kk]` (rows without values stay as they are: zero).
-fn pack_block(srcs: &[&[f32]; MR], kc: usize, dst: &mut [f32]) {
+/// `dst[kk·MR + i] = srcs[i][kk]` for `from ≤ kk < kc` (rows without values stay as they are:
+/// zero). The whole block where no vector version runs, the remainder of `kc` where one does.
+fn pack_tail(srcs: &[&[f32]; MR], from: usize, kc: usize, dst: &mut [f32]) {
     for (i, src) in srcs.iter().enumerate() {
-        for (kk, &v) in src.iter().take(kc).enumerate() {
+        for (kk, &v) in src.iter().enumerate().take(kc).skip(from) {
             dst[kk * MR + i] = v;
         }
     }
@@ -475,7 +476,7 @@ mod avx512 {
     const _: () = assert!(NR == 32, "two 16-lane vectors per row");
     const _: () = assert!(MR <= 16, "a row block fits one 16×16 transpose");
 
-    /// [`super::pack_block`] sixteen `k` at a time: a 16×16 transpose in registers (rows past
+    /// [`super::pack_tail`] sixteen `k` at a time: a 16×16 transpose in registers (rows past
     /// `MR` or without values are zero) instead of one strided store per value.
     ///
     /// # Safety
@@ -500,11 +501,7 @@ mod avx512 {
             }
             kk += 16;
         }
-        for (i, src) in srcs.iter().enumerate() {
-            for (k2, &v) in src.iter().enumerate().take(kc).skip(kk) {
-                dst[k2 * MR + i] = v;
-            }
-        }
+        super::pack_tail(srcs, kk, kc, dst);
     }
 
     /// Transposes a 16×16 block held as 16 row vectors.
@@ -613,7 +610,7 @@ mod avx2 {
     const SUB_COLS: usize = 16;
     const _: () = assert!(MR.is_multiple_of(SUB_ROWS) && NR.is_multiple_of(SUB_COLS));
 
-    /// [`super::pack_block`] eight `k` at a time: rows 0–7 and 8–11 (padded with zero rows)
+    /// [`super::pack_tail`] eight `k` at a time: rows 0–7 and 8–11 (padded with zero rows)
     /// as two 8×8 transposes in registers.
     ///
     /// # Safety
@@ -647,11 +644,7 @@ mod avx2 {
             }
             kk += 8;
         }
-        for (i, src) in srcs.iter().enumerate() {
-            for (k2, &v) in src.iter().enumerate().take(kc).skip(kk) {
-                dst[k2 * MR + i] = v;
-            }
-        }
+        super::pack_tail(srcs, kk, kc, dst);
     }
 
     /// Transposes an 8×8 block held as 8 row vectors.
@@ -924,7 +917,7 @@ mod tests {
                 let mut plain = vec![0f32; kc * MR];
                 // SAFETY: AVX2 checked above; sources hold kc values or none.
                 unsafe { avx2::pack_block(&srcs, kc, &mut simd) };
-                pack_block(&srcs, kc, &mut plain);
+                pack_tail(&srcs, 0, kc, &mut plain);
                 assert_eq!(simd, plain, "kc {kc} rows {n}");
             }
         }
@@ -938,7 +931,7 @@ mod tests {
                 for rows in [1usize, 5, MR, MR + 3] {
                     let x = values((rows + 2) * k, k as u64);
                     let mut packed = Vec::new();
-                    pack_rows(&x, k, 2, rows, kc_max, &mut packed);
+                    pack_rows(Kernel::detect(), &x, k, 2, rows, kc_max, &mut packed);
                     let blocks = rows.div_ceil(MR);
                     assert_eq!(packed.len(), blocks * MR * k);
                     for k0 in (0..k).step_by(kc_max) {

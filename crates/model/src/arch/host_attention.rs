@@ -448,53 +448,67 @@ impl HeadJob<'_> {
         let values = &v[layout.at(b * t, self.g)..];
         let keys = &scratch.keys;
         #[cfg(target_arch = "x86_64")]
-        if LEVEL == AVX512 && d % LANES == 0 && d <= 8 * LANES {
+        {
+            // The vector kernels hold the `d`-wide sum in at most eight registers.
+            let lanes = match LEVEL {
+                AVX512 => LANES,
+                AVX2 => AVX2_LANES,
+                _ => 0,
+            };
             let stride = layout.row_stride;
             let last = keys.last().map_or(0, |&kj| kj * stride + d);
-            if values.len() >= last {
-                // SAFETY: LEVEL is AVX512 only inside the AVX-512 wrapper of `Simd::run`; every
-                // row read (`kj·stride .. +d` for the keys) lies in `values` (checked just
-                // above: keys are increasing), `dst` holds `d` values.
-                unsafe {
-                    match d / LANES {
-                        1 => avx512::mix::<1>(scores, keys, values, stride, dst),
-                        2 => avx512::mix::<2>(scores, keys, values, stride, dst),
-                        3 => avx512::mix::<3>(scores, keys, values, stride, dst),
-                        4 => avx512::mix::<4>(scores, keys, values, stride, dst),
-                        5 => avx512::mix::<5>(scores, keys, values, stride, dst),
-                        6 => avx512::mix::<6>(scores, keys, values, stride, dst),
-                        7 => avx512::mix::<7>(scores, keys, values, stride, dst),
-                        _ => avx512::mix::<8>(scores, keys, values, stride, dst),
-                    }
-                }
-                return;
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        if LEVEL == AVX2 && d % AVX2_LANES == 0 && d <= 8 * AVX2_LANES {
-            let stride = layout.row_stride;
-            let last = keys.last().map_or(0, |&kj| kj * stride + d);
-            if values.len() >= last {
-                // SAFETY: LEVEL is AVX2 only inside the AVX2 wrapper of `Simd::run`; the rows
-                // read lie in `values` (checked as above), `dst` holds `d` values.
-                unsafe {
-                    match d / AVX2_LANES {
-                        1 => avx2::mix::<1>(scores, keys, values, stride, dst),
-                        2 => avx2::mix::<2>(scores, keys, values, stride, dst),
-                        3 => avx2::mix::<3>(scores, keys, values, stride, dst),
-                        4 => avx2::mix::<4>(scores, keys, values, stride, dst),
-                        5 => avx2::mix::<5>(scores, keys, values, stride, dst),
-                        6 => avx2::mix::<6>(scores, keys, values, stride, dst),
-                        7 => avx2::mix::<7>(scores, keys, values, stride, dst),
-                        _ => avx2::mix::<8>(scores, keys, values, stride, dst),
-                    }
-                }
+            if lanes > 0 && d % lanes == 0 && d <= 8 * lanes && values.len() >= last {
+                // SAFETY: LEVEL is AVX512 / AVX2 only inside the wrappers of `Simd::run`
+                // compiled for those extensions; every row read (`kj·stride .. +d` for the
+                // keys) lies in `values` (checked just above: keys are increasing), `dst` holds
+                // `d` values.
+                unsafe { mix_in_registers::<LEVEL>(d / lanes, scores, keys, values, stride, dst) };
                 return;
             }
         }
         dst.fill(0.0);
         for &kj in keys {
             fastmath::axpy(scores[kj], &values[kj * layout.row_stride..][..d], dst);
+        }
+    }
+}
+
+/// `dst = Σ_{kj ∈ keys} p[kj] · values[kj·stride ..][..d]` with `d = chunks` vectors of the
+/// `LEVEL` extension (1 ..= 8), dispatched to the kernel specialised for that width.
+///
+/// # Safety
+/// The CPU has the extension of `LEVEL` (AVX512 or AVX2 with FMA); `values` holds every row
+/// read; `dst` holds `d` values.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn mix_in_registers<const LEVEL: u8>(
+    chunks: usize,
+    p: &[f32],
+    keys: &[usize],
+    values: &[f32],
+    stride: usize,
+    dst: &mut [f32],
+) {
+    macro_rules! by_width {
+        ($kernel:ident) => {
+            match chunks {
+                1 => $kernel::mix::<1>(p, keys, values, stride, dst),
+                2 => $kernel::mix::<2>(p, keys, values, stride, dst),
+                3 => $kernel::mix::<3>(p, keys, values, stride, dst),
+                4 => $kernel::mix::<4>(p, keys, values, stride, dst),
+                5 => $kernel::mix::<5>(p, keys, values, stride, dst),
+                6 => $kernel::mix::<6>(p, keys, values, stride, dst),
+                7 => $kernel::mix::<7>(p, keys, values, stride, dst),
+                _ => $kernel::mix::<8>(p, keys, values, stride, dst),
+            }
+        };
+    }
+    // SAFETY: the caller's promise.
+    unsafe {
+        if LEVEL == AVX512 {
+            by_width!(avx512)
+        } else {
+            by_width!(avx2)
         }
     }
 }
