@@ -4,9 +4,10 @@
 //! most of its time goes to those products. burn's CPU matmul (the `gemm` crate) re-packs the
 //! weight matrix on every call: on SmolLM2's shapes it reached ~110–270 GFLOP/s on a 2-core
 //! AVX-512 Xeon (f32 peak 324) and 65–85 on a 2-core AVX2 EPYC (peak 110–170), where this
-//! module's kernel reached 236–291 and 88–105 (`benches/matmul.rs`, docs/benchmarks.md). Here the weights are laid out once,
-//! at load, in the order the inner kernel reads them (column panels of [`NR`] outputs, `[k][NR]`
-//! each), so a call only packs the activations (a 16×16 register transpose, ~2% of the work).
+//! module's kernel reached 236–291 and 88–105 (`benches/matmul.rs`, docs/benchmarks.md). Here
+//! the weights are laid out once, at load, in the order the inner kernel reads them (column
+//! panels of [`NR`] outputs, `[k][NR]` each), so a call only packs the activations (register
+//! transposes, 16×16 with AVX-512 and 8×8 with AVX2, ~2% of the work).
 //!
 //! The inner kernel multiplies an [`MR`]×kc block of rows by a kc×[`NR`] run of a panel, one
 //! fused multiply-add per `k` in order. `k` is cut into equal runs of at most [`KC`]; each
