@@ -36,6 +36,8 @@
 //! assert_eq!((y1, y2), (vec![1.0, 5.0], vec![12.0]));
 //! ```
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
@@ -275,7 +277,7 @@ impl PackedMatrix {
 thread_local! {
     /// Each thread's packed activations, kept between calls: a fresh buffer per work item
     /// (up to [`L2_BUDGET`]) costs page faults and zeroing of new pages.
-    static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PACKED_ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Panels per work item: about `want` items in all, and where possible a multiple of
