@@ -10,13 +10,20 @@
 //! kernels unless `OPENBLAS_CORETYPE` names better ones; the bench prints the kernels chosen.
 //! Without a loadable OpenBLAS only burn is timed.
 //!
+//! Then the LM head as scoring uses it, next-token log-probabilities of 128 and 512 rows: the
+//! logits written out in chunks of 128 rows and each row's log-sum-exp taken after (the CPU
+//! path before the fused kernel) against `PackedMatrix::log_softmax_at` (product and
+//! log-softmax in one pass, logits never stored), with the largest difference between them.
+//!
 //! Run: `OPENBLAS_CORETYPE=SkylakeX RAYON_NUM_THREADS=2 cargo bench --bench matmul`
 
 use std::ffi::{CStr, c_char, c_int};
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Tensor};
+use negdiff_model::fastmath::log_sum_exp;
 use negdiff_model::gemm::PackedMatrix;
+use rayon::prelude::*;
 use serde_json::json;
 
 type Sgemm = unsafe extern "C" fn(
@@ -168,5 +175,54 @@ fn main() {
             row["max_abs_diff"] = json!(diff);
         }
         println!("{row}");
+    }
+    log_softmax_head();
+}
+
+/// Next-token log-probabilities through SmolLM2's LM head shape: logits in 128-row chunks then
+/// log-sum-exp, against the fused `log_softmax_at`.
+fn log_softmax_head() {
+    let (k, n) = (576, 49152);
+    let ws: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 7919 % 10007) as f32 / 10007.0 - 0.5) * 0.1)
+        .collect();
+    let packed = PackedMatrix::pack(k, &[(&ws[..], n)]).expect("pack");
+    for m in [128, 512] {
+        let xs: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 104_729 % 1009) as f32 / 1009.0 - 0.5) * 4.0)
+            .collect();
+        let picks: Vec<(usize, usize)> = (0..m).map(|r| (r, r * 331 % n)).collect();
+        let mut chunked = Vec::new();
+        let chunked_s = best_of(5, || {
+            chunked.clear();
+            for rows in (0..m).collect::<Vec<_>>().chunks(128) {
+                let (r0, len) = (rows[0], rows.len());
+                let logits = packed
+                    .matmul_new(&xs[r0 * k..(r0 + len) * k], len)
+                    .expect("matmul")
+                    .remove(0);
+                let norm: Vec<f32> = logits.par_chunks_exact(n).map(log_sum_exp).collect();
+                chunked.extend(
+                    picks[r0..r0 + len]
+                        .iter()
+                        .map(|&(r, c)| logits[(r - r0) * n + c] - norm[r - r0]),
+                );
+            }
+        });
+        let mut fused = Vec::new();
+        let fused_s = best_of(5, || {
+            fused = packed
+                .log_softmax_at(&xs, m, None, &picks)
+                .expect("fused log-softmax")
+        });
+        let flops = 2.0 * (m * k * n) as f64;
+        println!(
+            "{}",
+            json!({"lm_head_logprobs_rows": m, "k": k, "n": n,
+                   "chunked_then_lse_s": chunked_s, "fused_s": fused_s,
+                   "fused_over_chunked": chunked_s / fused_s,
+                   "fused_gflops": flops / fused_s / 1e9,
+                   "max_abs_diff": max_abs_diff(&fused, &chunked)})
+        );
     }
 }

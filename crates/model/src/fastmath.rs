@@ -96,6 +96,96 @@ pub fn log_sum_exp(row: &[f32]) -> f32 {
     (max as f64 + (sum as f64).ln()) as f32
 }
 
+/// One row's log-sum-exp in pieces: the largest value seen and `Σ exp(x − max)` over the values
+/// seen, so that a row can be reduced a few columns at a time, as a matmul produces it, and
+/// the pieces merged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct MaxSum {
+    max: f32,
+    sum: f32,
+    /// A NaN was among the values (`max` ignores NaN).
+    nan: bool,
+}
+
+impl MaxSum {
+    /// Nothing seen yet.
+    pub(crate) const EMPTY: MaxSum = MaxSum {
+        max: f32::NEG_INFINITY,
+        sum: 0.0,
+        nan: false,
+    };
+
+    #[inline(always)]
+    fn of(row: &[f32]) -> MaxSum {
+        let (max, sum) = row_max_sum(row);
+        let nan = row.iter().fold(false, |n, v| n | v.is_nan());
+        MaxSum { max, sum, nan }
+    }
+
+    /// Both pieces together: the sum rescaled to the larger maximum.
+    pub(crate) fn merge(self, other: MaxSum) -> MaxSum {
+        let nan = self.nan | other.nan;
+        let (hi, lo) = if self.max >= other.max {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        if lo.max == f32::NEG_INFINITY || !hi.max.is_finite() {
+            // `lo` adds nothing (empty, or only −∞); a +∞ maximum makes the result NaN below.
+            return MaxSum { nan, ..hi };
+        }
+        MaxSum {
+            max: hi.max,
+            sum: hi.sum + lo.sum * exp_nonpositive(lo.max - hi.max),
+            nan,
+        }
+    }
+
+    /// `log Σ exp(x)` over everything merged; NaN as [`log_sum_exp`] gives it.
+    pub(crate) fn log_sum_exp(self) -> f32 {
+        if self.nan || !self.max.is_finite() {
+            return f32::NAN;
+        }
+        (self.max as f64 + (self.sum as f64).ln()) as f32
+    }
+}
+
+#[inline(always)]
+fn fold_rows_slice(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
+    for (i, state) in states.iter_mut().enumerate() {
+        *state = state.merge(MaxSum::of(&tile[i * ld..][..cols]));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fold_rows_avx512(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
+    fold_rows_slice(tile, ld, cols, states)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fold_rows_avx2(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
+    fold_rows_slice(tile, ld, cols, states)
+}
+
+/// Merges row `i` of `tile` (`tile[i·ld ..][..cols]`) into `states[i]`, for every state.
+pub(crate) fn fold_rows(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
+    debug_assert!(states.is_empty() || tile.len() >= (states.len() - 1) * ld + cols);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            return unsafe { fold_rows_avx512(tile, ld, cols, states) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { fold_rows_avx2(tile, ld, cols, states) };
+        }
+    }
+    fold_rows_slice(tile, ld, cols, states)
+}
+
 #[inline(always)]
 fn silu_mul_slice(gate: &[f32], up: &mut [f32]) {
     for (u, &g) in up.iter_mut().zip(gate) {
@@ -270,6 +360,39 @@ mod tests {
         silu_in_place(&mut act);
         let want: Vec<f32> = act.iter().zip(&up).map(|(a, u)| a * u).collect();
         assert_eq!(fused, want);
+    }
+
+    #[test]
+    fn max_sum_pieces_merge_to_the_whole_row() {
+        let row: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.3)
+            .collect();
+        let whole = log_sum_exp(&row);
+        for piece in [1, 7, 32, 999] {
+            let mut state = [MaxSum::EMPTY];
+            for chunk in row.chunks(piece) {
+                fold_rows(chunk, chunk.len(), chunk.len(), &mut state);
+            }
+            let got = state[0].log_sum_exp();
+            assert!(
+                (got - whole).abs() <= 1e-5 * whole.abs().max(1.0),
+                "{piece}: {got} vs {whole}"
+            );
+        }
+        // Pieces of −∞ add nothing; NaN anywhere, or nothing finite, is NaN.
+        let mut state = [MaxSum::EMPTY];
+        fold_rows(&[f32::NEG_INFINITY; 4], 4, 4, &mut state);
+        assert!(state[0].log_sum_exp().is_nan());
+        fold_rows(&[0.0, 0.0], 2, 2, &mut state);
+        assert!((state[0].log_sum_exp() - 2f32.ln()).abs() < 1e-6);
+        fold_rows(&[f32::NAN], 1, 1, &mut state);
+        assert!(state[0].log_sum_exp().is_nan());
+        // Strided rows: two rows of 3 values stored 5 apart.
+        let tile = [1.0, 2.0, 3.0, 9.0, 9.0, 0.0, 0.0, 0.0];
+        let mut states = [MaxSum::EMPTY; 2];
+        fold_rows(&tile, 5, 3, &mut states);
+        assert!((states[0].log_sum_exp() - log_sum_exp(&tile[..3])).abs() < 1e-6);
+        assert!((states[1].log_sum_exp() - 3f32.ln()).abs() < 1e-6);
     }
 
     #[test]

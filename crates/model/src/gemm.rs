@@ -42,6 +42,8 @@ use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
 
+mod log_softmax;
+
 /// Rows of the output tile one kernel call computes.
 pub const MR: usize = 12;
 /// Columns of the output tile (two AVX-512 vectors); weights are packed in panels this wide.
@@ -208,7 +210,29 @@ impl PackedMatrix {
         if m == 0 {
             return;
         }
-        let kernel = Kernel::detect();
+        let plan = self.plan(m);
+        plan.items.par_iter().for_each(|&item| {
+            PACKED_ROWS.with_borrow_mut(|packed| {
+                let (row0, rows) = plan.rows(item, m);
+                pack_rows(plan.kernel, x, self.k, row0, rows, plan.kc_max, packed);
+                for p in plan.panels(item, self.panels.len()) {
+                    let panel = self.panels[p];
+                    let width = self.widths[panel.segment];
+                    // SAFETY: rows row0..row0+rows < m and columns col..col+cols ≤ width lie
+                    // inside this segment's `m × width` output, which the caller lent mutably
+                    // for the duration of this call; work items cover disjoint (rows, panels)
+                    // rectangles, so no two threads write one element.
+                    unsafe {
+                        let dst = targets[panel.segment].0.add(row0 * width + panel.col);
+                        self.panel_product(&plan, packed, p, rows, dst, width);
+                    }
+                }
+            })
+        });
+    }
+
+    /// How a product of `m` rows is cut into work items.
+    fn plan(&self, m: usize) -> Plan {
         // k in `k_blocks` equal runs of at most KC: each output is the sum of one product chain
         // per run (shorter chains round less than one chain over all of k).
         let k_blocks = self.k.div_ceil(KC);
@@ -224,53 +248,84 @@ impl PackedMatrix {
         let want = ITEMS_PER_THREAD * threads;
         let group_len = balanced_group_len(self.panels.len(), row_items, want, threads);
         let panel_groups = self.panels.len().div_ceil(group_len);
-        let items: Vec<(usize, usize)> = (0..row_items)
+        let items = (0..row_items)
             .flat_map(|r| (0..panel_groups).map(move |g| (r, g)))
             .filter(|&(r, g)| r * mc < m && g * group_len < self.panels.len())
             .collect();
-        items.into_par_iter().for_each(|(r_item, group)| {
-            PACKED_ROWS.with_borrow_mut(|packed| {
-                let row0 = r_item * mc;
-                let rows = mc.min(m - row0);
-                let blocks = rows.div_ceil(MR);
-                let panels = group * group_len..((group + 1) * group_len).min(self.panels.len());
-                // All of k packed once; run `kb` starts at `blocks · MR · k0`.
-                pack_rows(kernel, x, self.k, row0, rows, kc_max, packed);
-                for p in panels {
-                    let panel = self.panels[p];
-                    let width = self.widths[panel.segment];
-                    let out = targets[panel.segment];
-                    // The panel's `MR × NR` tiles stay in cache across the runs of k; a run of
-                    // the weight panel (`kc × NR`, ≤ 32 KiB) stays in L1 down the rows.
-                    for (kb, k0) in (0..self.k).step_by(kc_max).enumerate() {
-                        let kc = kc_max.min(self.k - k0);
-                        let b = &self.data[self.start + p * self.k * NR + k0 * NR..][..kc * NR];
-                        let run = &packed[blocks * MR * k0..][..blocks * MR * kc];
-                        for blk in 0..blocks {
-                            let r = row0 + blk * MR;
-                            let a = &run[blk * kc * MR..][..kc * MR];
-                            // SAFETY: rows r..r+MR.min(m-r) < m and columns col..col+cols ≤
-                            // width lie inside this segment's `m × width` output, which the
-                            // caller lent mutably for the duration of this call; work items
-                            // cover disjoint (rows, panels) rectangles, so no two threads write
-                            // one element.
-                            unsafe {
-                                kernel.run(
-                                    kc,
-                                    a,
-                                    b,
-                                    out.0.add(r * width + panel.col),
-                                    width,
-                                    MR.min(m - r),
-                                    panel.cols,
-                                    kb > 0,
-                                )
-                            };
-                        }
-                    }
-                }
-            })
-        });
+        Plan {
+            kernel: Kernel::detect(),
+            kc_max,
+            mc,
+            group_len,
+            items,
+        }
+    }
+
+    /// Panel `p` times the rows packed in `packed` (`rows` of them, by [`pack_rows`] with
+    /// `plan`'s run length): row `i`, column `j < panel.cols` goes to `dst + i·ld + j`.
+    ///
+    /// # Safety
+    /// `dst + i·ld + j` is valid for writes and reads for `i < rows`, `j < panel.cols`, with
+    /// no other reference during the call.
+    unsafe fn panel_product(
+        &self,
+        plan: &Plan,
+        packed: &[f32],
+        p: usize,
+        rows: usize,
+        dst: *mut f32,
+        ld: usize,
+    ) {
+        let cols = self.panels[p].cols;
+        let blocks = rows.div_ceil(MR);
+        // The panel's `MR × NR` tiles stay in cache across the runs of k; a run of the weight
+        // panel (`kc × NR`, ≤ 32 KiB) stays in L1 down the rows.
+        for (kb, k0) in (0..self.k).step_by(plan.kc_max).enumerate() {
+            let kc = plan.kc_max.min(self.k - k0);
+            let b = &self.data[self.start + p * self.k * NR + k0 * NR..][..kc * NR];
+            let run = &packed[blocks * MR * k0..][..blocks * MR * kc];
+            for blk in 0..blocks {
+                let a = &run[blk * kc * MR..][..kc * MR];
+                // SAFETY: the block's rows lie below `rows`; the caller's promise on `dst`.
+                unsafe {
+                    plan.kernel.run(
+                        kc,
+                        a,
+                        b,
+                        dst.add(blk * MR * ld),
+                        ld,
+                        MR.min(rows - blk * MR),
+                        cols,
+                        kb > 0,
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// Work items of one product: `(row item, panel group)` pairs and the sizes that cut them.
+struct Plan {
+    kernel: Kernel,
+    /// Longest run of k.
+    kc_max: usize,
+    /// Rows per row item (a multiple of [`MR`]).
+    mc: usize,
+    /// Panels per group.
+    group_len: usize,
+    items: Vec<(usize, usize)>,
+}
+
+impl Plan {
+    /// First row and number of rows of `item`.
+    fn rows(&self, (r_item, _): (usize, usize), m: usize) -> (usize, usize) {
+        let row0 = r_item * self.mc;
+        (row0, self.mc.min(m - row0))
+    }
+
+    /// The panels of `item`.
+    fn panels(&self, (_, group): (usize, usize), n_panels: usize) -> std::ops::Range<usize> {
+        group * self.group_len..((group + 1) * self.group_len).min(n_panels)
     }
 }
 

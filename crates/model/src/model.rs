@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::arch::layers::{host_slice, read_host};
 use crate::arch::{self, CausalLm, ModelDims};
 use crate::batch::TokenBatch;
 use crate::config::{ArchConfig, LlamaConfig};
@@ -342,8 +343,10 @@ impl LanguageModel {
     /// `log p(target | position)` for each `(position, target)` request, where `position`
     /// indexes the flattened `[batch · pos]` rows of `hidden`.
     ///
-    /// Each distinct position is unembedded once, in chunks of `LOGIT_CHUNK_ROWS` (128) rows (memory
-    /// stays bounded for any batch); several requests may share a position (prefix trees).
+    /// Each distinct position is unembedded once; several requests may share a position (prefix
+    /// trees). On the CPU with a packed LM head the logits are never stored (the log-softmax is
+    /// folded into the product); elsewhere they are computed in chunks of `LOGIT_CHUNK_ROWS`
+    /// (128) rows, so that memory stays bounded for any batch.
     pub fn logprobs_at(&self, hidden: Tensor<3>, requests: &[(usize, u32)]) -> Result<Vec<f32>> {
         let [b, t, d] = hidden.dims();
         let vocab = self.model.dims().vocab_size;
@@ -361,6 +364,24 @@ impl LanguageModel {
         order.sort_by_key(|&r| (requests[r].0, r));
         let mut positions: Vec<usize> = order.iter().map(|&r| requests[r].0).collect();
         positions.dedup();
+        if self.device == Device::flex()
+            && let Some(head) = self.model.unembedding().filter(|l| l.is_packed())
+        {
+            // CPU: the LM head's product and the log-softmax in one pass over the vocabulary,
+            // the logits never written out (see `gemm::log_softmax`); all positions at once,
+            // since memory no longer grows with the rows.
+            let data = read_host(hidden)?;
+            let values = host_slice(&data)?;
+            let mut rows = Vec::with_capacity(positions.len() * d);
+            for &p in &positions {
+                rows.extend_from_slice(&values[p * d..][..d]);
+            }
+            let picks: Vec<(usize, usize)> = requests
+                .iter()
+                .map(|&(p, tgt)| (positions.partition_point(|&q| q < p), tgt as usize))
+                .collect();
+            return head.log_softmax_at_host(&rows, positions.len(), &picks);
+        }
         let mut out = vec![0f32; requests.len()];
         let flat = hidden.reshape([b * t, d]);
         let mut next = 0; // first request of `order` not yet answered

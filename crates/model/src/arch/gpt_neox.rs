@@ -360,4 +360,8 @@ impl CausalLm for GptNeox {
     fn unembed(&self, hidden: Tensor<2>) -> Result<Tensor<2>> {
         self.embed_out.forward_2d(hidden)
     }
+
+    fn unembedding(&self) -> Option<&Linear> {
+        Some(&self.embed_out)
+    }
 }

@@ -247,6 +247,28 @@ impl Linear {
         Ok(outs)
     }
 
+    /// `log_softmax(x Wᵀ + b)[row, col]` for each `(row, col)` in `picks`, over all output
+    /// columns, from `[rows, d_in]` row-major on the host, without storing the outputs (see
+    /// [`PackedMatrix::log_softmax_at`]). An error for layers that are not
+    /// [packed](Self::is_packed).
+    pub fn log_softmax_at_host(
+        &self,
+        x: &[f32],
+        rows: usize,
+        picks: &[(usize, usize)],
+    ) -> Result<Vec<f32>> {
+        let LinearWeight::Packed(packed) = &self.weight else {
+            return Err(ModelError::InvalidInput(
+                "log_softmax_at_host on a linear layer stored on a device".into(),
+            ));
+        };
+        let bias = match &self.bias {
+            Some(LinearBias::Host(b)) => Some(&b[..]),
+            _ => None,
+        };
+        packed.log_softmax_at(x, rows, bias, picks)
+    }
+
     /// Number of parameters.
     pub fn n_params(&self) -> usize {
         let out: usize = self.widths.iter().sum();

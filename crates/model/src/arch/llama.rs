@@ -433,4 +433,8 @@ impl CausalLm for Llama {
     fn unembed(&self, hidden: Tensor<2>) -> Result<Tensor<2>> {
         self.lm_head.forward_2d(hidden)
     }
+
+    fn unembedding(&self) -> Option<&Linear> {
+        Some(&self.lm_head)
+    }
 }

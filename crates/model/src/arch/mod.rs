@@ -77,6 +77,14 @@ pub trait CausalLm: Send + Sync {
 
     /// Maps final hidden states `[rows, d_model]` to logits `[rows, vocab]`.
     fn unembed(&self, hidden: Tensor<2>) -> Result<Tensor<2>>;
+
+    /// The unembedding as a [`Linear`](layers::Linear) layer, where it is one (what
+    /// [`unembed`](Self::unembed) applies). With it the CPU backend computes next-token
+    /// log-probabilities without writing out the logits; `None` (the default) always goes
+    /// through [`unembed`](Self::unembed).
+    fn unembedding(&self) -> Option<&layers::Linear> {
+        None
+    }
 }
 
 /// Builds the architecture `config` describes from `weights` on `device`. `rope` overrides the
