@@ -115,13 +115,6 @@ impl MaxSum {
         nan: false,
     };
 
-    #[inline(always)]
-    fn of(row: &[f32]) -> MaxSum {
-        let (max, sum) = row_max_sum(row);
-        let nan = row.iter().fold(false, |n, v| n | v.is_nan());
-        MaxSum { max, sum, nan }
-    }
-
     /// Both pieces together: the sum rescaled to the larger maximum.
     pub(crate) fn merge(self, other: MaxSum) -> MaxSum {
         let nan = self.nan | other.nan;
@@ -150,40 +143,109 @@ impl MaxSum {
     }
 }
 
+/// One row's log-sum-exp pieces kept lane by lane ([`LANES`] columns apart), so that folding
+/// in more of the row, a matmul panel at a time, is all vector work: no horizontal reduction
+/// and no scalar exponential until [`reduce`](Self::reduce).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaneMaxSum {
+    max: [f32; LANES],
+    sum: [f32; LANES],
+    /// NaNs seen per lane (`max` ignores NaN).
+    nans: [f32; LANES],
+}
+
+impl LaneMaxSum {
+    /// Nothing seen yet.
+    pub(crate) const EMPTY: LaneMaxSum = LaneMaxSum {
+        max: [f32::NEG_INFINITY; LANES],
+        sum: [0.0; LANES],
+        nans: [0.0; LANES],
+    };
+
+    #[inline(always)]
+    fn add(&mut self, chunks: &[[f32; LANES]]) {
+        let mut max = self.max;
+        for c in chunks {
+            for (m, &v) in max.iter_mut().zip(c) {
+                *m = m.max(v);
+            }
+        }
+        // The old sum rescaled to the new maximum (a −∞ − −∞ NaN here only meets a zero sum).
+        for ((s, &old), &new) in self.sum.iter_mut().zip(&self.max).zip(&max) {
+            *s *= exp_nonpositive(old - new);
+        }
+        for c in chunks {
+            for (((s, n), &m), &v) in self.sum.iter_mut().zip(&mut self.nans).zip(&max).zip(c) {
+                *s += exp_nonpositive(v - m);
+                *n += if v.is_nan() { 1.0 } else { 0.0 };
+            }
+        }
+        self.max = max;
+    }
+
+    /// The lanes merged into one piece.
+    pub(crate) fn reduce(&self) -> MaxSum {
+        let max = self.max.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum = self
+            .sum
+            .iter()
+            .zip(&self.max)
+            .map(|(&s, &m)| {
+                if m == f32::NEG_INFINITY {
+                    0.0
+                } else {
+                    s * exp_nonpositive(m - max)
+                }
+            })
+            .sum();
+        MaxSum {
+            max,
+            sum,
+            nan: self.nans.iter().any(|&n| n > 0.0),
+        }
+    }
+}
+
 #[inline(always)]
-fn fold_rows_slice(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
+fn fold_lanes_slice(tile: &[f32], ld: usize, width: usize, states: &mut [LaneMaxSum]) {
     for (i, state) in states.iter_mut().enumerate() {
-        *state = state.merge(MaxSum::of(&tile[i * ld..][..cols]));
+        let (chunks, _) = tile[i * ld..][..width].as_chunks::<LANES>();
+        state.add(chunks);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fold_rows_avx512(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
-    fold_rows_slice(tile, ld, cols, states)
+fn fold_lanes_avx512(tile: &[f32], ld: usize, width: usize, states: &mut [LaneMaxSum]) {
+    fold_lanes_slice(tile, ld, width, states)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn fold_rows_avx2(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
-    fold_rows_slice(tile, ld, cols, states)
+fn fold_lanes_avx2(tile: &[f32], ld: usize, width: usize, states: &mut [LaneMaxSum]) {
+    fold_lanes_slice(tile, ld, width, states)
 }
 
-/// Merges row `i` of `tile` (`tile[i·ld ..][..cols]`) into `states[i]`, for every state.
-pub(crate) fn fold_rows(tile: &[f32], ld: usize, cols: usize, states: &mut [MaxSum]) {
-    debug_assert!(states.is_empty() || tile.len() >= (states.len() - 1) * ld + cols);
+/// Values per lane group of [`fold_lanes`]: its rows' widths are multiples of this.
+pub(crate) const FOLD_LANES: usize = LANES;
+
+/// Folds row `i` of `tile` (`tile[i·ld ..][..width]`, `width` a multiple of [`FOLD_LANES`];
+/// pad a shorter row with −∞) into `states[i]`, for every state.
+pub(crate) fn fold_lanes(tile: &[f32], ld: usize, width: usize, states: &mut [LaneMaxSum]) {
+    debug_assert!(width.is_multiple_of(LANES));
+    debug_assert!(states.is_empty() || tile.len() >= (states.len() - 1) * ld + width);
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function was compiled for.
-            return unsafe { fold_rows_avx512(tile, ld, cols, states) };
+            return unsafe { fold_lanes_avx512(tile, ld, width, states) };
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { fold_rows_avx2(tile, ld, cols, states) };
+            return unsafe { fold_lanes_avx2(tile, ld, width, states) };
         }
     }
-    fold_rows_slice(tile, ld, cols, states)
+    fold_lanes_slice(tile, ld, width, states)
 }
 
 #[inline(always)]
@@ -362,37 +424,59 @@ mod tests {
         assert_eq!(fused, want);
     }
 
+    /// `row` folded `piece` values at a time (each piece padded with −∞ to whole lane groups),
+    /// the lanes reduced.
+    fn folded(row: &[f32], piece: usize) -> MaxSum {
+        let mut state = [LaneMaxSum::EMPTY];
+        for chunk in row.chunks(piece) {
+            let width = chunk.len().div_ceil(FOLD_LANES) * FOLD_LANES;
+            let mut padded = vec![f32::NEG_INFINITY; width];
+            padded[..chunk.len()].copy_from_slice(chunk);
+            fold_lanes(&padded, width, width, &mut state);
+        }
+        state[0].reduce()
+    }
+
     #[test]
-    fn max_sum_pieces_merge_to_the_whole_row() {
+    fn lane_pieces_merge_to_the_whole_row() {
         let row: Vec<f32> = (0..1000)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.3)
             .collect();
         let whole = log_sum_exp(&row);
         for piece in [1, 7, 32, 999] {
-            let mut state = [MaxSum::EMPTY];
-            for chunk in row.chunks(piece) {
-                fold_rows(chunk, chunk.len(), chunk.len(), &mut state);
-            }
-            let got = state[0].log_sum_exp();
+            let got = folded(&row, piece).log_sum_exp();
             assert!(
                 (got - whole).abs() <= 1e-5 * whole.abs().max(1.0),
                 "{piece}: {got} vs {whole}"
             );
+            // Two halves folded apart and merged as pieces.
+            let (a, b) = row.split_at(430);
+            let merged = folded(a, piece).merge(folded(b, piece)).log_sum_exp();
+            assert!(
+                (merged - whole).abs() <= 1e-5 * whole.abs().max(1.0),
+                "{piece}: {merged}"
+            );
         }
-        // Pieces of −∞ add nothing; NaN anywhere, or nothing finite, is NaN.
-        let mut state = [MaxSum::EMPTY];
-        fold_rows(&[f32::NEG_INFINITY; 4], 4, 4, &mut state);
-        assert!(state[0].log_sum_exp().is_nan());
-        fold_rows(&[0.0, 0.0], 2, 2, &mut state);
-        assert!((state[0].log_sum_exp() - 2f32.ln()).abs() < 1e-6);
-        fold_rows(&[f32::NAN], 1, 1, &mut state);
-        assert!(state[0].log_sum_exp().is_nan());
-        // Strided rows: two rows of 3 values stored 5 apart.
-        let tile = [1.0, 2.0, 3.0, 9.0, 9.0, 0.0, 0.0, 0.0];
-        let mut states = [MaxSum::EMPTY; 2];
-        fold_rows(&tile, 5, 3, &mut states);
-        assert!((states[0].log_sum_exp() - log_sum_exp(&tile[..3])).abs() < 1e-6);
-        assert!((states[1].log_sum_exp() - 3f32.ln()).abs() < 1e-6);
+        // −∞ adds nothing; NaN anywhere, or nothing finite, is NaN.
+        assert!(folded(&[f32::NEG_INFINITY; 4], 4).log_sum_exp().is_nan());
+        let two = folded(&[f32::NEG_INFINITY, 0.0, 0.0], 2).log_sum_exp();
+        assert!((two - 2f32.ln()).abs() < 1e-6, "{two}");
+        assert!(folded(&[0.0, f32::NAN, 1.0], 3).log_sum_exp().is_nan());
+        assert!(folded(&[0.0, f32::INFINITY], 3).log_sum_exp().is_nan());
+        let empty = MaxSum::EMPTY
+            .merge(folded(&[0.0, 0.0], 2))
+            .merge(MaxSum::EMPTY);
+        assert!((empty.log_sum_exp() - 2f32.ln()).abs() < 1e-6);
+        // Strided rows: two rows of 16 values stored 20 apart.
+        let mut tile = vec![0f32; 36];
+        tile[..16]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = i as f32);
+        let mut states = [LaneMaxSum::EMPTY; 2];
+        fold_lanes(&tile, 20, 16, &mut states);
+        assert!((states[0].reduce().log_sum_exp() - log_sum_exp(&tile[..16])).abs() < 1e-6);
+        assert!((states[1].reduce().log_sum_exp() - 16f32.ln()).abs() < 1e-6);
     }
 
     #[test]

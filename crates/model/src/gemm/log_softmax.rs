@@ -5,8 +5,9 @@
 //! or a few targets per row, over a 49k-word vocabulary. Writing all of `y` first costs
 //! 200 KB per row of fresh memory (page clearing, a pass to write, one to read back). Here each
 //! panel's `rows × 32` block of `y` goes to a small per-thread buffer that stays in cache; its
-//! rows are folded into running (max, Σ exp) pieces ([`MaxSum`]) and the requested entries
-//! picked out, and the buffer is reused for the next panel. The products are the ones
+//! rows are folded into running (max, Σ exp) pieces, kept per vector lane ([`LaneMaxSum`]:
+//! no horizontal step per panel), the requested entries picked out, and the buffer reused for
+//! the next panel. The products are the ones
 //! [`PackedMatrix::matmul`] computes (same kernel, same order of operations), so the picked
 //! logits are bit-identical to it; the normaliser is merged from one piece per panel (in panel
 //! order, whatever the threads did) and differs from one pass over the whole row only by
@@ -17,8 +18,13 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::{NR, PACKED_ROWS, PackedMatrix, pack_rows};
+
+const _: () = assert!(
+    NR.is_multiple_of(FOLD_LANES),
+    "a panel row is whole lane groups"
+);
 use crate::error::{ModelError, Result};
-use crate::fastmath::{MaxSum, fold_rows};
+use crate::fastmath::{FOLD_LANES, LaneMaxSum, MaxSum, fold_lanes};
 
 thread_local! {
     /// Each thread's block of outputs for one panel (`rows × NR`), reused between panels.
@@ -93,7 +99,7 @@ impl PackedMatrix {
                         if out.len() < rows * NR {
                             out.resize(rows * NR, 0.0);
                         }
-                        let mut pieces = vec![MaxSum::EMPTY; rows];
+                        let mut lanes = vec![LaneMaxSum::EMPTY; rows];
                         let mut picked = Vec::new();
                         for p in plan.panels(item, self.panels.len()) {
                             let panel = self.panels[p];
@@ -118,8 +124,15 @@ impl PackedMatrix {
                                     }
                                 }
                             }
-                            fold_rows(out, NR, panel.cols, &mut pieces);
+                            if panel.cols < NR {
+                                // The panel's padding columns count as exp(−∞) = 0.
+                                for y in out.chunks_exact_mut(NR).take(rows) {
+                                    y[panel.cols..].fill(f32::NEG_INFINITY);
+                                }
+                            }
+                            fold_lanes(out, NR, NR, &mut lanes);
                         }
+                        let pieces = lanes.iter().map(LaneMaxSum::reduce).collect();
                         ItemPieces { pieces, picked }
                     })
                 })
