@@ -21,7 +21,8 @@
 //!
 //! A [`PackedMatrix`] may hold several weight matrices side by side (*segments*, e.g. the query,
 //! key and value projections, or gate and up), so one call computes all of them and writes
-//! each into its own output.
+//! each into its own output. [`PackedMatrix::log_softmax_at`] (in `gemm/log_softmax.rs`) is the
+//! product fused with a log-softmax read at a few entries, what scoring needs from the LM head.
 //!
 //! ```
 //! use negdiff_model::gemm::PackedMatrix;
