@@ -90,10 +90,12 @@ pub fn log_sum_exp(row: &[f32]) -> f32 {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let (max, sum) = row_max_sum(row);
-    if row.iter().any(|v| v.is_nan()) || !max.is_finite() {
-        return f32::NAN;
+    MaxSum {
+        max,
+        sum,
+        nan: row.iter().any(|v| v.is_nan()),
     }
-    (max as f64 + (sum as f64).ln()) as f32
+    .log_sum_exp()
 }
 
 /// One row's log-sum-exp in pieces: the largest value seen and `Σ exp(x − max)` over the values
@@ -134,7 +136,8 @@ impl MaxSum {
         }
     }
 
-    /// `log Σ exp(x)` over everything merged; NaN as [`log_sum_exp`] gives it.
+    /// `log Σ exp(x)` over everything merged: `max + ln sum`, NaN where a NaN was seen or the
+    /// maximum is not finite (a row of only −∞, or holding +∞).
     pub(crate) fn log_sum_exp(self) -> f32 {
         if self.nan || !self.max.is_finite() {
             return f32::NAN;

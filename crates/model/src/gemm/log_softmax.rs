@@ -18,13 +18,13 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::{NR, PACKED_ROWS, PackedMatrix, pack_rows};
+use crate::error::{ModelError, Result};
+use crate::fastmath::{FOLD_LANES, LaneMaxSum, MaxSum, fold_lanes};
 
 const _: () = assert!(
     NR.is_multiple_of(FOLD_LANES),
     "a panel row is whole lane groups"
 );
-use crate::error::{ModelError, Result};
-use crate::fastmath::{FOLD_LANES, LaneMaxSum, MaxSum, fold_lanes};
 
 thread_local! {
     /// Each thread's block of outputs for one panel (`rows × NR`), reused between panels.
@@ -68,24 +68,31 @@ impl PackedMatrix {
         if picks.is_empty() {
             return Ok(Vec::new());
         }
-        // First output column of each segment: a panel's columns in the concatenated row.
-        let seg_start: Vec<usize> = self
-            .widths
-            .iter()
-            .scan(0, |acc, &w| {
-                *acc += w;
-                Some(*acc - w)
-            })
-            .collect();
-        // Picks by row: those of row r are `by_row[row_start[r]..row_start[r + 1]]`.
-        let mut by_row: Vec<usize> = (0..picks.len()).collect();
-        by_row.sort_by_key(|&i| picks[i].0);
-        let mut row_start = vec![0usize; m + 1];
-        for &(r, _) in picks {
-            row_start[r + 1] += 1;
+        // First output column and first panel of each segment.
+        let mut seg_start = Vec::with_capacity(self.widths.len());
+        let mut seg_panel = Vec::with_capacity(self.widths.len());
+        let (mut col, mut panel) = (0, 0);
+        for &w in &self.widths {
+            seg_start.push(col);
+            seg_panel.push(panel);
+            col += w;
+            panel += w.div_ceil(NR);
         }
-        for r in 0..m {
-            row_start[r + 1] += row_start[r];
+        // Picks by the panel that computes them: those of panel p are
+        // `by_panel[panel_start[p]..panel_start[p + 1]]`.
+        let panel_of = |col: usize| {
+            let s = seg_start.partition_point(|&c| c <= col) - 1;
+            seg_panel[s] + (col - seg_start[s]) / NR
+        };
+        let pick_panel: Vec<usize> = picks.iter().map(|&(_, c)| panel_of(c)).collect();
+        let mut by_panel: Vec<usize> = (0..picks.len()).collect();
+        by_panel.sort_by_key(|&i| pick_panel[i]);
+        let mut panel_start = vec![0usize; self.panels.len() + 1];
+        for &p in &pick_panel {
+            panel_start[p + 1] += 1;
+        }
+        for p in 0..self.panels.len() {
+            panel_start[p + 1] += panel_start[p];
         }
         let plan = self.plan(m);
         let found: Vec<ItemPieces> = plan
@@ -108,20 +115,17 @@ impl PackedMatrix {
                                 self.panel_product(&plan, packed, p, rows, out.as_mut_ptr(), NR)
                             };
                             let col0 = seg_start[panel.segment] + panel.col;
-                            let cols = col0..col0 + panel.cols;
                             if let Some(b) = bias {
                                 for y in out.chunks_exact_mut(NR).take(rows) {
                                     y.iter_mut()
-                                        .zip(&b[cols.clone()])
+                                        .zip(&b[col0..col0 + panel.cols])
                                         .for_each(|(y, b)| *y += b);
                                 }
                             }
-                            for i in 0..rows {
-                                for &pick in &by_row[row_start[row0 + i]..row_start[row0 + i + 1]] {
-                                    let col = picks[pick].1;
-                                    if cols.contains(&col) {
-                                        picked.push((pick, out[i * NR + col - col0]));
-                                    }
+                            for &pick in &by_panel[panel_start[p]..panel_start[p + 1]] {
+                                let (row, col) = picks[pick];
+                                if (row0..row0 + rows).contains(&row) {
+                                    picked.push((pick, out[(row - row0) * NR + col - col0]));
                                 }
                             }
                             if panel.cols < NR {
