@@ -23,6 +23,7 @@ use negdiff_scoring::exact::ExactStore;
 use negdiff_scoring::w1::{NormalQuantiles, score_layer, seeded_normal_sample};
 use serde_json::json;
 
+#[allow(dead_code)]
 mod common;
 
 /// Writes a 2-D little-endian f32 `.npy` (C order).
