@@ -77,3 +77,67 @@ fn wgpu_logits_match_the_cpu_backend() {
         assert!((sa - sb).abs() <= 1e-3, "summed log-prob {sa} vs {sb}");
     }
 }
+
+/// The scorer's default path on the GPU: prefix trees (tree masks and per-token positions
+/// through burn's attention, the chunked LM-head log-softmax) with a negative-side edit, against
+/// the CPU's host kernels (tree attention, fused q/k/v and gate/up, fused log-softmax).
+#[test]
+fn wgpu_prefix_tree_scores_match_the_cpu_backend() {
+    use negdiff_eval::convention::BosPolicy;
+    use negdiff_eval::sentences::SentenceScorer;
+    use negdiff_interventions::{EditKind, Intervention, NeuronEdit, NeuronSet};
+    use std::collections::BTreeMap;
+
+    let gpu = parse_device(&std::env::var("NEGDIFF_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into()))
+        .unwrap();
+    let cpu = default_device();
+    let mut models: Vec<(String, LanguageModel, LanguageModel)> =
+        ["gpt_neox_parallel", "llama_gqa_tied", "qwen2_bias"]
+            .iter()
+            .map(|v| {
+                let dir = fixture(&format!("models/{v}"));
+                (
+                    v.to_string(),
+                    LanguageModel::from_hf_dir(&dir, &cpu).unwrap(),
+                    LanguageModel::from_hf_dir(&dir, &gpu).unwrap(),
+                )
+            })
+            .collect();
+    if let Some(path) = smollm2() {
+        models.push((
+            "SmolLM2".into(),
+            LanguageModel::from_gguf(&path, &cpu).unwrap(),
+            LanguageModel::from_gguf(&path, &gpu).unwrap(),
+        ));
+    }
+    for (name, a, b) in &models {
+        let seqs = crate::packing::sequences(a.dims().vocab_size as u32, 11);
+        let layers: BTreeMap<usize, Vec<usize>> = (0..a.dims().n_layers)
+            .map(|l| (l, (0..a.dims().d_mlp).step_by(5).collect()))
+            .collect();
+        let set = NeuronSet::new("every fifth", layers);
+        let edit_a = NeuronEdit::new(EditKind::ZeroNegative, &set, &a.site_layout(), a.device())
+            .unwrap();
+        let edit_b = NeuronEdit::new(EditKind::ZeroNegative, &set, &b.site_layout(), b.device())
+            .unwrap();
+        let edits: [(Option<&dyn Intervention>, Option<&dyn Intervention>); 2] =
+            [(None, None), (Some(&edit_a), Some(&edit_b))];
+        for (ea, eb) in edits {
+            // Small rows, so that trees split across rows as in a long BLiMP run.
+            let score = |m: &LanguageModel, e| {
+                SentenceScorer::new(m, BosPolicy::Never)
+                    .unwrap()
+                    .with_prefix_sharing(Some(24))
+                    .with_batch_tokens(96)
+                    .score_ids(&seqs, e)
+                    .unwrap()
+            };
+            let err = crate::packing::max_token_diff(&score(a, ea), &score(b, eb));
+            eprintln!(
+                "{name} (edit {}): wgpu vs cpu prefix-tree max |token log-prob diff| = {err:.2e}",
+                ea.is_some()
+            );
+            assert!(err <= 1e-3, "{name} (edit {}): {err}", ea.is_some());
+        }
+    }
+}

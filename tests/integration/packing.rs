@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::common::{fixture, smollm2};
 
 /// Sequences built to share prefixes of every length with each other, plus loners and repeats.
-fn sequences(vocab: u32, seed: u64) -> Vec<Vec<u32>> {
+pub(crate) fn sequences(vocab: u32, seed: u64) -> Vec<Vec<u32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut seqs: Vec<Vec<u32>> = Vec::new();
     for _ in 0..12 {
@@ -32,7 +32,7 @@ fn sequences(vocab: u32, seed: u64) -> Vec<Vec<u32>> {
     seqs
 }
 
-fn max_token_diff(a: &[SentenceScore], b: &[SentenceScore]) -> f32 {
+pub(crate) fn max_token_diff(a: &[SentenceScore], b: &[SentenceScore]) -> f32 {
     assert_eq!(a.len(), b.len());
     let mut worst = 0f32;
     for (x, y) in a.iter().zip(b) {
