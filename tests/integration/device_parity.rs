@@ -116,10 +116,10 @@ fn wgpu_prefix_tree_scores_match_the_cpu_backend() {
             .map(|l| (l, (0..a.dims().d_mlp).step_by(5).collect()))
             .collect();
         let set = NeuronSet::new("every fifth", layers);
-        let edit_a = NeuronEdit::new(EditKind::ZeroNegative, &set, &a.site_layout(), a.device())
-            .unwrap();
-        let edit_b = NeuronEdit::new(EditKind::ZeroNegative, &set, &b.site_layout(), b.device())
-            .unwrap();
+        let edit_a =
+            NeuronEdit::new(EditKind::ZeroNegative, &set, &a.site_layout(), a.device()).unwrap();
+        let edit_b =
+            NeuronEdit::new(EditKind::ZeroNegative, &set, &b.site_layout(), b.device()).unwrap();
         let edits: [(Option<&dyn Intervention>, Option<&dyn Intervention>); 2] =
             [(None, None), (Some(&edit_a), Some(&edit_b))];
         for (ea, eb) in edits {
