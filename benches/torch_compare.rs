@@ -88,9 +88,11 @@ fn forward(model: &LanguageModel, repo: &Path) {
         let logits: Vec<f64> = (0..5).map(|_| time_logits()).collect();
         let lp: Vec<f64> = (0..5).map(|_| time_lp()).collect();
         let n = (b * t) as f64;
+        let (med_logits, med_lp) = (median(logits.clone()), median(lp.clone()));
+        let (ours_logits, ours_lp) = (n / med_logits, n / med_lp);
         let ours = json!({"impl": "negdiff", "shape": format!("{b}x{t}"),
-            "tokens_per_s_logits": n / median(logits.clone()), "tokens_per_s_logprobs": n / median(lp.clone()),
-            "seconds_logits": median(logits.clone()), "seconds_logprobs": median(lp.clone()),
+            "tokens_per_s_logits": ours_logits, "tokens_per_s_logprobs": ours_lp,
+            "seconds_logits": med_logits, "seconds_logprobs": med_lp,
             "min_s_logits": fastest(&logits), "min_s_logprobs": fastest(&lp)});
         println!("{ours}");
         let script = repo.join("benches/torch_forward.py");
@@ -105,19 +107,21 @@ fn forward(model: &LanguageModel, repo: &Path) {
         for v in &theirs {
             println!("{v}");
         }
-        let get = |mode: &str| {
-            theirs
-                .iter()
-                .find(|v| v["mode"] == mode)
-                .and_then(|v| v["tokens_per_s"].as_f64())
+        // `key` of the PyTorch line for `mode`, for the plain forward and with log-probs.
+        let both = |key: &str| {
+            let get = |mode: &str| {
+                theirs
+                    .iter()
+                    .find(|v| v["mode"] == mode)
+                    .and_then(|v| v[key].as_f64())
+            };
+            get("forward").zip(get("forward+logprobs"))
         };
         // Effective GFLOP/s of both sides against the multiply-add ceiling measured right
         // after them: how far a ratio target is from what this CPU can do at all.
         let flop_per_token = common::llama_forward_flops(model.dims(), b, t) / n;
         let peak = common::fma_peak_gflops(rayon::current_num_threads());
         let gflops = |tok_s: f64| tok_s * flop_per_token / 1e9;
-        let ours_logits = ours["tokens_per_s_logits"].as_f64().unwrap_or(0.0);
-        let ours_lp = ours["tokens_per_s_logprobs"].as_f64().unwrap_or(0.0);
         let mut summary = json!({"shape": format!("{b}x{t}"),
             "gflop_per_token": flop_per_token / 1e9,
             "fma_peak_gflops": peak,
@@ -125,17 +129,11 @@ fn forward(model: &LanguageModel, repo: &Path) {
             "negdiff_gflops_logprobs": gflops(ours_lp)});
         // Best-of ratios next to the medians: on a shared virtual machine a neighbour can slow
         // either side by a third for a minute, and the fastest run is the least disturbed one.
-        let min_s = |mode: &str| {
-            theirs
-                .iter()
-                .find(|v| v["mode"] == mode)
-                .and_then(|v| v["min_s"].as_f64())
-        };
-        if let (Some(f), Some(l)) = (min_s("forward"), min_s("forward+logprobs")) {
+        if let Some((f, l)) = both("min_s") {
             summary["ratio_logits_best_of"] = json!(f / fastest(&logits));
             summary["ratio_logprobs_best_of"] = json!(l / fastest(&lp));
         }
-        if let (Some(f), Some(l)) = (get("forward"), get("forward+logprobs")) {
+        if let Some((f, l)) = both("tokens_per_s") {
             summary["ratio_logits"] = json!(ours_logits / f);
             summary["ratio_logprobs"] = json!(ours_lp / l);
             summary["torch_gflops_logits"] = json!(gflops(f));

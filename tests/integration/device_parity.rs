@@ -13,10 +13,14 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0f32, f32::max)
 }
 
+/// The device under test: `$NEGDIFF_TEST_DEVICE`, else wgpu.
+fn gpu_device() -> burn::tensor::Device {
+    parse_device(&std::env::var("NEGDIFF_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into())).unwrap()
+}
+
 #[test]
 fn wgpu_logits_match_the_cpu_backend() {
-    let gpu = parse_device(&std::env::var("NEGDIFF_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into()))
-        .unwrap();
+    let gpu = gpu_device();
     let cpu = default_device();
     let batch = TokenBatch::new(vec![(3..40).collect(), (50..61).collect()]).unwrap();
     for variant in ["gpt_neox_parallel", "llama_gqa_tied", "qwen2_bias"] {
@@ -88,8 +92,7 @@ fn wgpu_prefix_tree_scores_match_the_cpu_backend() {
     use negdiff_interventions::{EditKind, Intervention, NeuronEdit, NeuronSet};
     use std::collections::BTreeMap;
 
-    let gpu = parse_device(&std::env::var("NEGDIFF_TEST_DEVICE").unwrap_or_else(|_| "wgpu".into()))
-        .unwrap();
+    let gpu = gpu_device();
     let cpu = default_device();
     let mut models: Vec<(String, LanguageModel, LanguageModel)> =
         ["gpt_neox_parallel", "llama_gqa_tied", "qwen2_bias"]
@@ -120,24 +123,21 @@ fn wgpu_prefix_tree_scores_match_the_cpu_backend() {
             NeuronEdit::new(EditKind::ZeroNegative, &set, &a.site_layout(), a.device()).unwrap();
         let edit_b =
             NeuronEdit::new(EditKind::ZeroNegative, &set, &b.site_layout(), b.device()).unwrap();
-        let edits: [(Option<&dyn Intervention>, Option<&dyn Intervention>); 2] =
-            [(None, None), (Some(&edit_a), Some(&edit_b))];
-        for (ea, eb) in edits {
+        for edited in [false, true] {
             // Small rows, so that trees split across rows as in a long BLiMP run.
-            let score = |m: &LanguageModel, e| {
+            let score = |m: &LanguageModel, edit: &NeuronEdit| {
                 SentenceScorer::new(m, BosPolicy::Never)
                     .unwrap()
                     .with_prefix_sharing(Some(24))
                     .with_batch_tokens(96)
-                    .score_ids(&seqs, e)
+                    .score_ids(&seqs, edited.then_some(edit as &dyn Intervention))
                     .unwrap()
             };
-            let err = crate::packing::max_token_diff(&score(a, ea), &score(b, eb));
+            let err = crate::packing::max_token_diff(&score(a, &edit_a), &score(b, &edit_b));
             eprintln!(
-                "{name} (edit {}): wgpu vs cpu prefix-tree max |token log-prob diff| = {err:.2e}",
-                ea.is_some()
+                "{name} (edit {edited}): wgpu vs cpu prefix-tree max |token log-prob diff| = {err:.2e}"
             );
-            assert!(err <= 1e-3, "{name} (edit {}): {err}", ea.is_some());
+            assert!(err <= 1e-3, "{name} (edit {edited}): {err}");
         }
     }
 }
