@@ -30,15 +30,17 @@ pub fn data_dir() -> PathBuf {
 /// any f32 kernel can reach here, measured (not taken from a data sheet) because a shared
 /// virtual machine's clock and neighbours move it by ±15% between minutes. Each thread runs
 /// twelve independent chains of fused multiply-adds on registers (enough to cover the FMA
-/// latency on two pipes) for ~0.3 s; the best of three runs is returned. `None` on CPUs
-/// without AVX2+FMA.
+/// latency on two pipes) for ~0.3 s; the best of three runs is returned. The chains use the
+/// widest vectors the CPU has, as the packed matmul does (`negdiff_model::gemm` picks its
+/// AVX-512 kernel wherever AVX-512F is present): 16 lanes with AVX-512F, else 8 with AVX2+FMA.
+/// `None` on CPUs without AVX2+FMA.
 pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::*;
         /// `n` rounds of 12 chains × 8 lanes × 2 FLOP.
         #[target_feature(enable = "avx2,fma")]
-        fn chains(n: usize) -> f32 {
+        fn chains256(n: usize) -> f32 {
             let mut acc = [_mm256_set1_ps(0.0); 12];
             let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
             for _ in 0..n {
@@ -55,21 +57,49 @@ pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
             unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
             out.iter().sum()
         }
+        /// `n` rounds of 12 chains × 16 lanes × 2 FLOP.
+        #[target_feature(enable = "avx512f")]
+        fn chains512(n: usize) -> f32 {
+            let mut acc = [_mm512_set1_ps(0.0); 12];
+            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+            for _ in 0..n {
+                for x in acc.iter_mut() {
+                    *x = _mm512_fmadd_ps(a, *x, b);
+                }
+            }
+            let mut s = _mm512_setzero_ps();
+            for x in acc {
+                s = _mm512_add_ps(s, x);
+            }
+            _mm512_reduce_add_ps(s)
+        }
         if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
             return None;
         }
+        let wide = is_x86_feature_detected!("avx512f");
+        let lanes = if wide { 16 } else { 8 };
         const ROUNDS: usize = 50_000_000;
+        let rounds = ROUNDS * 8 / lanes; // about the same time on either width
         let once = || {
             let t0 = std::time::Instant::now();
             let sums: Vec<f32> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..threads.max(1))
-                    // SAFETY: AVX2 and FMA were detected above.
-                    .map(|_| s.spawn(|| unsafe { chains(ROUNDS) }))
+                    .map(|_| {
+                        s.spawn(move || {
+                            if wide {
+                                // SAFETY: AVX-512F was detected above.
+                                unsafe { chains512(rounds) }
+                            } else {
+                                // SAFETY: AVX2 and FMA were detected above.
+                                unsafe { chains256(rounds) }
+                            }
+                        })
+                    })
                     .collect();
                 handles.into_iter().filter_map(|h| h.join().ok()).collect()
             });
             std::hint::black_box(sums);
-            (threads.max(1) * ROUNDS * 12 * 8 * 2) as f64 / t0.elapsed().as_secs_f64() / 1e9
+            (threads.max(1) * rounds * 12 * lanes * 2) as f64 / t0.elapsed().as_secs_f64() / 1e9
         };
         (0..3).map(|_| once()).reduce(f64::max)
     }
