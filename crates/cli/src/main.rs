@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "negdiff", version, about)]
 struct Cli {
-    /// Where to run: cpu (default), wgpu, cuda[:N] (GPU backends need the matching build feature).
+    /// Where to run: cpu (default), wgpu, cuda or cuda:N (GPU backends need the matching build feature).
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
 

@@ -17,7 +17,7 @@ use serde_json::json;
 /// Options every benchmark command shares.
 #[derive(clap::Args, Debug)]
 pub struct Common {
-    /// A GGUF file, an HF model directory, or a hub id org/name[@rev].
+    /// A GGUF file, an HF model directory, or a hub id org/name or org/name@rev.
     model: String,
     #[command(flatten)]
     intervene: super::intervene::InterveneArgs,

@@ -6,7 +6,7 @@ use serde_json::json;
 /// Arguments of `negdiff generate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A GGUF file, an HF model directory, or a hub id org/name[@rev].
+    /// A GGUF file, an HF model directory, or a hub id org/name or org/name@rev.
     model: String,
     /// The prompt.
     #[arg(long)]

@@ -18,7 +18,7 @@ use negdiff_scoring::scores::ScoreTables;
 /// on a 2-core CPU with SmolLM2-135M; `--full` uses the paper-sized settings.
 #[derive(clap::Args, Debug)]
 pub struct ReproduceArgs {
-    /// A GGUF file, an HF model directory, or a hub id org/name[@rev].
+    /// A GGUF file, an HF model directory, or a hub id org/name or org/name@rev.
     model: String,
     /// Output directory (resumable: rerun to continue).
     #[arg(long, default_value = "results")]

@@ -28,7 +28,7 @@ pub enum Method {
 /// Arguments of `negdiff score`.
 #[derive(clap::Args, Debug)]
 pub struct ScoreArgs {
-    /// A GGUF file, an HF model directory, or a hub id org/name[@rev].
+    /// A GGUF file, an HF model directory, or a hub id org/name or org/name@rev.
     model: String,
     /// Plain text, CoNLL-U (`.conllu`) or JSON lines (`.jsonl`, field `text`).
     #[arg(long)]
